@@ -1,0 +1,5 @@
+import sys
+
+from safepip.cli import main
+
+sys.exit(main())

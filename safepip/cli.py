@@ -1,0 +1,289 @@
+"""The command line: pip-compatible flags, and the ONLY place that prints errors and exits."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+
+from safepip import __version__
+from safepip.errors import SafepipError, UsageError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from safepip.pipeline import Outcome
+    from safepip.ui import UI
+
+PROG = "safepip"
+DESCRIPTION = """\
+safepip installs Python packages like `pip install`, safely by default:
+every file's hash is checked, no package's build code runs on your machine,
+and wheels that try to escape their directory, overwrite other packages or
+run code at every Python start are refused, each with a flag to override.
+"""
+
+
+def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "install",
+        help="install packages into the active virtual environment",
+        description="Install packages into the active virtual environment ($VIRTUAL_ENV, "
+                    "or .venv here or above, or --python). Takes pip's arguments.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  safepip install requests\n"
+               "  safepip install 'django>=5,<6' 'rich[jupyter]'\n"
+               "  safepip install -r requirements.txt -c constraints.txt\n"
+               "  safepip install -U httpx\n"
+               "  safepip install --dry-run --report out.json flask",
+    )
+    p.add_argument("requirements_args", nargs="*", metavar="REQUIREMENT",
+                   help="a requirement (name, name[extra]>=1, name @ URL) or a path to a wheel")
+    g = p.add_argument_group("what to install")
+    g.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE",
+                   help="install from a requirements file (may be repeated)")
+    g.add_argument("-c", "--constraint", action="append", default=[], metavar="FILE",
+                   help="constrain versions with a constraints file")
+    g.add_argument("-e", "--editable", action="append", default=[], metavar="PATH",
+                   help="editable install of a local project (needs a sandboxed build)")
+    g.add_argument("-U", "--upgrade", action="store_true",
+                   help="upgrade the named packages to the newest allowed versions")
+    g.add_argument("--upgrade-strategy", choices=["only-if-needed", "eager"],
+                   default="only-if-needed",
+                   help="with -U: upgrade dependencies only when needed (default) or all")
+    g.add_argument("--force-reinstall", action="store_true",
+                   help="reinstall everything, even what is up to date")
+    g.add_argument("--no-deps", action="store_true", help="do not install dependencies")
+    g.add_argument("--pre", action="store_true", help="allow pre-release versions")
+    g.add_argument("--only-binary", action="append", default=[], metavar="NAMES",
+                   help="wheels only for these (comma-separated, or :all:)")
+    g.add_argument("--no-binary", action="append", default=[], metavar="NAMES",
+                   help="never use wheels for these (they then need a build)")
+    g.add_argument("--prefer-binary", action="store_true", help="accepted for pip "
+                   "compatibility; safepip always prefers wheels")
+    g.add_argument("--require-hashes", action="store_true",
+                   help="require a --hash for every requirement (hash-checking mode)")
+    g = p.add_argument_group("where to install")
+    g.add_argument("--python", metavar="PATH",
+                   help="the interpreter or environment directory to install into")
+    g.add_argument("--system", action="store_true",
+                   help="install into the system interpreter found on PATH")
+    g.add_argument("--break-system-packages", action="store_true",
+                   help="with --system: install even into an externally managed (PEP 668) "
+                        "environment")
+    g.add_argument("-t", "--target", metavar="DIR", help="install into this directory")
+    g.add_argument("--prefix", metavar="DIR", help="install under this prefix")
+    g.add_argument("--user", action="store_true", help="install into the user site")
+    g = p.add_argument_group("package index")
+    g.add_argument("-i", "--index-url", metavar="URL",
+                   help="the main index (default: PyPI, or pip's configured index)")
+    g.add_argument("--extra-index-url", action="append", default=[], metavar="URL",
+                   help="more indexes; a project is taken only from the first index that has "
+                        "it")
+    g.add_argument("--no-index", action="store_true", help="use no index")
+    g.add_argument("-f", "--find-links", action="append", default=[], metavar="URL",
+                   help="accepted for compatibility; not used yet")
+    g.add_argument("--trusted-host", action="append", default=[], metavar="HOST",
+                   help="allow plain http for this host")
+    g.add_argument("--cert", metavar="FILE", help="extra CA bundle")
+    g.add_argument("--timeout", type=float, metavar="SECONDS", help="network timeout")
+    g.add_argument("--isolated", action="store_true",
+                   help="ignore pip's configuration files and PIP_* variables")
+    g = p.add_argument_group("safety")
+    g.add_argument("--allow-pth", action="append", default=[], metavar="NAME",
+                   help="allow this package to install a .pth file that runs code at "
+                        "every Python start")
+    g = p.add_argument_group("output and cache")
+    g.add_argument("--dry-run", action="store_true",
+                   help="resolve and report, but download and install nothing")
+    g.add_argument("--report", metavar="FILE",
+                   help="write pip's installation report (JSON) to FILE ('-' for stdout)")
+    g.add_argument("--no-cache", "--no-cache-dir", dest="no_cache", action="store_true",
+                   help="do not read or write the cache")
+    g.add_argument("--cache-dir", metavar="DIR", help="the cache directory")
+    g.add_argument("-q", "--quiet", action="count", default=0, help="less output")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more output")
+    g.add_argument("--progress-bar", choices=["on", "off", "auto"], default="auto")
+    for compat in ("--disable-pip-version-check", "--no-build-isolation", "--no-color",
+                   "--no-warn-script-location", "--no-compile", "--compile"):
+        g.add_argument(compat, action="store_true", help=argparse.SUPPRESS)
+    g.add_argument("--root-user-action", help=argparse.SUPPRESS)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run 'safepip COMMAND --help' for a command's options.",
+    )
+    parser.add_argument("-V", "--version", action="version",
+                        version=f"safepip {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_install(sub)
+    return parser
+
+
+def _names(values: list[str]) -> set[str]:
+    from packaging.utils import canonicalize_name
+
+    out: set[str] = set()
+    for v in values:
+        for part in v.split(","):
+            part = part.strip()
+            if part:
+                out.add(part if part in (":all:", ":none:") else canonicalize_name(part))
+    return out
+
+
+def _install(args: argparse.Namespace, ui: UI) -> int:
+    from packaging.utils import canonicalize_name
+
+    from safepip import pipeline, report
+    from safepip.config import build_config, isolated_from_env
+    from safepip.reqfile import RequirementSet, parse_requirement, read_file
+
+    rs = RequirementSet()
+    for text in args.requirements_args:
+        rs.requirements.append(parse_requirement(text, "command line", os.getcwd()))
+    for path in args.requirement:
+        read_file(path, rs)
+    for path in args.constraint:
+        read_file(path, rs, constraint=True)
+    for path in args.editable:
+        parse_requirement(path, "command line", os.getcwd(), editable=True)
+    isolated = args.isolated or isolated_from_env()
+    cfg, pip_settings = build_config(
+        isolated=isolated,
+        index_url=args.index_url or rs.index_url,
+        extra_index_urls=args.extra_index_url + rs.extra_index_urls,
+        trusted_hosts=args.trusted_host + rs.trusted_hosts,
+        find_links=args.find_links + rs.find_links,
+        no_index=args.no_index or rs.no_index,
+        no_cache=args.no_cache,
+        cache_dir=args.cache_dir,
+        timeout=args.timeout,
+        cert=args.cert,
+    )
+    for path in pip_settings.constraints:
+        # pip's configured constraint files apply to safepip too (the same machine policy)
+        if os.path.isfile(path):
+            read_file(path, rs, constraint=True)
+            ui.detail(f"constraints from pip's configuration: {path}")
+    if cfg.find_links:
+        ui.detail("find-links are not supported yet and were ignored: " +
+                  " ".join(cfg.find_links))
+    if not rs.requirements:
+        raise UsageError("nothing to install", hint="name a package, or use -r FILE")
+    rs.pre = rs.pre or args.pre
+    rs.require_hashes = rs.require_hashes or args.require_hashes
+    rs.only_binary |= _names(args.only_binary)
+    rs.no_binary |= _names(args.no_binary)
+    request = pipeline.InstallRequest(
+        reqs=rs,
+        upgrade=args.upgrade,
+        upgrade_strategy=args.upgrade_strategy,
+        force_reinstall=args.force_reinstall,
+        no_deps=args.no_deps,
+        dry_run=args.dry_run,
+        report_path=args.report,
+        allow_pth=frozenset(canonicalize_name(n) for n in args.allow_pth),
+        python=args.python,
+        system=args.system,
+        target_dir=args.target,
+        prefix=args.prefix,
+        user=args.user,
+        break_system_packages=args.break_system_packages,
+    )
+    outcome = pipeline.run(request, cfg, ui)
+    if args.report:
+        report.write(args.report, report.build(
+            outcome.to_install, outcome.target.interpreter.markers,
+            pipeline.requested_extras(rs), pipeline.verification_summary(outcome)))
+    _summary(outcome, ui, args.dry_run)
+    return 0
+
+
+def _fmt_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    return f"{n} B"
+
+
+def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
+    t = outcome.timings
+    ui.info(f"Resolved {len(outcome.pins)} package{'s' if len(outcome.pins) != 1 else ''} "
+            f"in {t.get('resolve', 0):.2f}s")
+    if dry_run:
+        if not outcome.to_install:
+            ui.info("Would install nothing: everything is already satisfied")
+        for pin in outcome.to_install:
+            old = outcome.replaced.get(pin.name)
+            change = f" (replacing {old})" if old is not None else ""
+            ui.info(f"Would install {pin.name} {pin.version}{change}")
+        return
+    if not outcome.to_install:
+        ui.info(f"Nothing to do: all requirements are already satisfied in "
+                f"{outcome.target.describe()}")
+        return
+    fetched = [a for a in outcome.artifacts.values() if not a.from_cache]
+    total = sum(a.size for a in fetched)
+    ui.info(f"Downloaded {len(fetched)} file{'s' if len(fetched) != 1 else ''} "
+            f"({_fmt_size(total)}), {len(outcome.artifacts) - len(fetched)} from cache, "
+            f"in {t.get('download', 0):.2f}s")
+    ui.info(f"Installed {len(outcome.to_install)} package"
+            f"{'s' if len(outcome.to_install) != 1 else ''} into "
+            f"{outcome.target.describe()} in {t.get('install', 0):.2f}s")
+    width = max(len(f"{p.name} {p.version}") for p in outcome.to_install)
+    for pin in outcome.to_install:
+        art = outcome.artifacts[pin.name]
+        old = outcome.replaced.get(pin.name)
+        mark = "~" if old is not None else "+"
+        label = f"{pin.name} {pin.version}"
+        how = ", ".join(art.verified_by) if art.verified_by else "no hash known"
+        change = f"  (was {old})" if old is not None else ""
+        ui.info(f" {mark} {label:<{width}}  sha256 ✓ ({how}); RECORD ✓; not attested "
+                f"(attestations not checked yet){change}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from safepip.ui import UI
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = make_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int) else 2
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    verbosity = args.verbose - args.quiet
+    progress = {"on": True, "off": False}.get(args.progress_bar)
+    ui = UI(verbosity, progress=progress)
+    start = time.perf_counter()
+    try:
+        return _install(args, ui)
+    except SafepipError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"hint: {exc.hint}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was changed", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if verbosity > 0:
+            import traceback
+
+            traceback.print_exc()
+        print(f"error: internal error in safepip: {type(exc).__name__}: {exc}\n"
+              "This is a bug in safepip; please report it (rerun with -v for details).",
+              file=sys.stderr)
+        return 70
+    finally:
+        ui.detail(f"took {time.perf_counter() - start:.2f}s")

@@ -1,0 +1,120 @@
+"""One root exception, one subclass per failure domain, evidence on attributes.
+
+Every error carries what a person needs to act: the package and file it concerns, the
+rule that was broken, and (``hint``) the flag or step that gets past it. Only ``cli``
+turns these into text on stderr and an exit code.
+"""
+
+from __future__ import annotations
+
+
+class SafepipError(Exception):
+    """Root of every error safepip raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class UsageError(SafepipError):
+    """Bad command-line arguments or configuration."""
+
+    exit_code = 2
+
+
+class TargetError(SafepipError):
+    """No usable environment to install into, or one we must not touch."""
+
+
+class RequirementsFileError(SafepipError):
+    """A requirements or constraints file could not be read or parsed."""
+
+    def __init__(self, path: str, line: int | None, message: str, *, hint: str | None = None):
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {message}", hint=hint)
+        self.path = path
+        self.line = line
+
+
+class IndexError_(SafepipError):  # noqa: N801 - avoid shadowing the builtin IndexError
+    """The package index could not be reached or answered something unusable."""
+
+
+class NetworkError(IndexError_):
+    """A transport-level failure (connection, timeout, TLS, bad redirect)."""
+
+    def __init__(self, url: str, message: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{message} ({url})", hint=hint)
+        self.url = url
+
+
+class InsecureURLError(NetworkError):
+    """A URL that safepip refuses to fetch (plain http, file: redirect...)."""
+
+
+class ResolutionError(SafepipError):
+    """No set of versions satisfies the requirements."""
+
+
+class BuildRequiredError(SafepipError):
+    """The chosen version of a package exists only as a source distribution."""
+
+    def __init__(self, project: str, version: str, filename: str) -> None:
+        super().__init__(
+            f"{project} {version} is only available as a source distribution ({filename}); "
+            "building it would run the package's own code, and safepip does not run build "
+            "code on the host",
+            hint=(
+                "pin a version that ships a wheel for this platform "
+                f"(e.g. '{project}<{version}'), or install a wheel of it with a local path"
+            ),
+        )
+        self.project = project
+        self.version = version
+        self.filename = filename
+
+
+class HashMismatchError(SafepipError):
+    """A downloaded or cached file does not have the expected digest."""
+
+    def __init__(
+        self, filename: str, expected: str, got: str, source: str, algo: str = "sha256"
+    ) -> None:
+        super().__init__(
+            f"hash mismatch for {filename}: {source} says {algo}:{expected}, "
+            f"the downloaded file is {algo}:{got}; the file was discarded",
+            hint="if the requirement's --hash is out of date, regenerate the lock",
+        )
+        self.filename = filename
+        self.expected = expected
+        self.got = got
+
+
+class HashRequiredError(SafepipError):
+    """Hash-checking mode is on and a requirement has no hash."""
+
+
+class WheelError(SafepipError):
+    """A wheel is malformed or tries something no honest wheel needs."""
+
+    def __init__(
+        self, filename: str, rule: str, detail: str, *, hint: str | None = None
+    ) -> None:
+        super().__init__(f"{filename}: {detail} [{rule}]", hint=hint)
+        self.filename = filename
+        self.rule = rule
+        self.detail = detail
+
+
+class InstallError(SafepipError):
+    """Installing into the target failed; the environment was restored."""
+
+
+class MetadataError(SafepipError):
+    """A distribution's metadata is missing, malformed or inconsistent."""

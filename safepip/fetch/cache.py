@@ -1,0 +1,173 @@
+"""The content-addressed cache, written transactionally.
+
+Layout under the cache root::
+
+    blobs/sha256/ab/cdef...         downloaded files, named by their sha256
+    http/<sha256 of url>.json       index pages with their validators (ETag, max-age)
+    tmp/<run>/...                   this run's writes, until it succeeds
+
+A blob is never trusted by its name alone: ``blob_path`` re-hashes it before handing it
+out. Nothing a run writes reaches the cache unless the whole run succeeds: every write
+goes to the run's staging directory first and ``commit()`` moves it into place, so a
+refused install leaves the cache byte-identical ("Clean").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+from typing import Any
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1024 * 1024):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Cache:
+    """A cache rooted at ``root``; ``root=None`` disables persistence (``--no-cache``)."""
+
+    def __init__(self, root: str | None) -> None:
+        self.root = root
+        self._stage: str | None = None
+        self._created: list[str] = []
+        self._lock = threading.Lock()
+        self._scratch: str | None = None
+
+    # -- staging ----------------------------------------------------------------------
+
+    def _stage_dir(self) -> str:
+        with self._lock:
+            if self._stage is None:
+                if self.root is None:
+                    self._stage = tempfile.mkdtemp(prefix="safepip-")
+                else:
+                    tmp = os.path.join(self.root, "tmp")
+                    # remember the directories we create (deepest first), so that a
+                    # discarded run removes them again
+                    d, missing = tmp, []
+                    while not os.path.exists(d):
+                        missing.append(d)
+                        d = os.path.dirname(d)
+                    os.makedirs(tmp, exist_ok=True)
+                    self._created = missing
+                    self._stage = tempfile.mkdtemp(prefix="run-", dir=tmp)
+            return self._stage
+
+    def scratch(self) -> str:
+        """A directory for temporary files of this run (removed at the end)."""
+        return self._stage_dir()
+
+    def _staged(self, rel: str) -> str:
+        return os.path.join(self._stage_dir(), "put", rel)
+
+    def _final(self, rel: str) -> str | None:
+        return None if self.root is None else os.path.join(self.root, rel)
+
+    def commit(self) -> None:
+        """Move this run's writes into the cache (only after the whole run succeeded)."""
+        if self._stage is None:
+            return
+        put = os.path.join(self._stage, "put")
+        if self.root is not None and os.path.isdir(put):
+            for dirpath, _dirs, files in os.walk(put):
+                for fn in files:
+                    src = os.path.join(dirpath, fn)
+                    rel = os.path.relpath(src, put)
+                    dst = os.path.join(self.root, rel)
+                    os.makedirs(os.path.dirname(dst), exist_ok=True)
+                    os.replace(src, dst)
+        self._created = []
+        self._cleanup()
+
+    def discard(self) -> None:
+        """Forget this run's writes; the cache is as it was before the run."""
+        self._cleanup()
+        for d in self._created:
+            with contextlib.suppress(OSError):
+                os.rmdir(d)
+        self._created = []
+
+    def _cleanup(self) -> None:
+        if self._stage is not None:
+            shutil.rmtree(self._stage, ignore_errors=True)
+            if self.root is not None:
+                # the shared tmp/ directory is removed when it is empty
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(self.root, "tmp"))
+            self._stage = None
+
+    # -- blobs ------------------------------------------------------------------------
+
+    @staticmethod
+    def _blob_rel(sha256: str) -> str:
+        return os.path.join("blobs", "sha256", sha256[:2], sha256[2:])
+
+    def new_download(self) -> tuple[int, str]:
+        """A temporary file (fd, path) for a download in progress."""
+        d = os.path.join(self._stage_dir(), "dl")
+        os.makedirs(d, exist_ok=True)
+        return tempfile.mkstemp(dir=d, suffix=".part")
+
+    def put_blob(self, tmp_path: str, sha256: str) -> str:
+        """Give a verified download its content address (staged) and return that path."""
+        dst = self._staged(self._blob_rel(sha256))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        os.replace(tmp_path, dst)
+        return dst
+
+    def blob_path(self, sha256: str) -> str | None:
+        """The path of a blob with this digest, re-verified; None when absent or corrupt."""
+        rel = self._blob_rel(sha256)
+        candidates = []
+        if self._stage is not None:
+            candidates.append(self._staged(rel))
+        final = self._final(rel)
+        if final is not None:
+            candidates.append(final)
+        for path in candidates:
+            if os.path.isfile(path) and sha256_file(path) == sha256:
+                return path
+        return None
+
+    # -- http pages -------------------------------------------------------------------
+
+    def _http_rel(self, key: str) -> str:
+        return os.path.join("http", hashlib.sha256(key.encode()).hexdigest() + ".json")
+
+    def get_page(self, key: str) -> dict[str, Any] | None:
+        paths = []
+        if self._stage is not None:
+            paths.append(self._staged(self._http_rel(key)))
+        final = self._final(self._http_rel(key))
+        if final is not None:
+            paths.append(final)
+        for path in paths:
+            try:
+                with open(path, encoding="utf-8") as f:
+                    data = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if isinstance(data, dict) and data.get("key") == key:
+                return data
+        return None
+
+    def put_page(self, key: str, entry: dict[str, Any]) -> None:
+        if self.root is None:
+            return
+        entry = {**entry, "key": key, "stored": time.time()}
+        dst = self._staged(self._http_rel(key))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        tmp = dst + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(entry, f)
+        os.replace(tmp, dst)

@@ -1,0 +1,226 @@
+"""Core metadata for resolution without downloading whole wheels.
+
+In order of cost:
+1. the PEP 658/714 sidecar ``<url>.metadata`` the index declares (its hash checked);
+2. the same sidecar when the index does not declare it (some indexes serve it anyway;
+   after the first 404 from an index we stop asking it);
+3. HTTP range requests into the wheel: the zip's central directory, then the METADATA
+   member alone;
+4. the whole wheel, which is then verified and cached like any download, so the
+   install reuses it.
+
+Whatever was used, the installer later compares it with the METADATA inside the wheel
+it installs (threats.md row 9).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import threading
+import zipfile
+from typing import TYPE_CHECKING
+
+from packaging.metadata import parse_email
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from safepip.errors import MetadataError, NetworkError
+from safepip.models import Metadata
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from safepip.index.http import HttpClient
+    from safepip.models import DistFile
+
+MAX_METADATA = 16 * 1024 * 1024
+
+
+def parse_metadata(raw: bytes, where: str) -> Metadata:
+    """Parse core metadata (RFC 822 style) into the fields the resolver needs."""
+    fields, _unparsed = parse_email(raw)
+    name = fields.get("name")
+    version = fields.get("version")
+    if not name or not version:
+        raise MetadataError(f"{where}: metadata without Name or Version")
+    try:
+        ver = Version(version)
+    except InvalidVersion as exc:
+        raise MetadataError(f"{where}: invalid version {version!r} in metadata") from exc
+    reqs = []
+    for line in fields.get("requires_dist", []):
+        try:
+            reqs.append(Requirement(line))
+        except InvalidRequirement as exc:
+            raise MetadataError(f"{where}: invalid Requires-Dist {line!r}: {exc}") from exc
+    return Metadata(
+        name=name,
+        version=ver,
+        requires_dist=tuple(reqs),
+        requires_python=fields.get("requires_python"),
+        provides_extra=frozenset(canonicalize_name(e) for e in fields.get("provides_extra", [])),
+        raw=raw,
+    )
+
+
+def metadata_from_wheel_zip(zf: zipfile.ZipFile, dist: DistFile) -> bytes:
+    """The METADATA member of the wheel's one ``.dist-info`` directory."""
+    candidates = [
+        n for n in zf.namelist()
+        if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+    ]
+    wanted = [n for n in candidates
+              if canonicalize_name(n.split("/")[0][: -len(".dist-info")].rsplit("-", 1)[0])
+              == dist.project]
+    if len(wanted) != 1:
+        raise MetadataError(
+            f"{dist.filename}: expected one {dist.project} .dist-info/METADATA, "
+            f"found {len(wanted)}"
+        )
+    info = zf.getinfo(wanted[0])
+    if info.file_size > MAX_METADATA:
+        raise MetadataError(f"{dist.filename}: METADATA is {info.file_size} bytes")
+    return zf.read(info)
+
+
+class _RangeFile(io.RawIOBase):
+    """A read-only, seekable view of a remote file, fetched in ranges on demand."""
+
+    BLOCK = 64 * 1024
+
+    def __init__(self, http: HttpClient, url: str, tail: bytes, length: int) -> None:
+        self.http = http
+        self.url = url
+        self.length = length
+        self.pos = 0
+        self.chunks: dict[int, bytes] = {length - len(tail): tail}
+        self.requests = 1
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self.pos, 2: self.length}[whence]
+        self.pos = max(0, base + offset)
+        return self.pos
+
+    def _have(self, start: int, end: int) -> bytes | None:
+        for off, data in self.chunks.items():
+            if off <= start and end <= off + len(data):
+                return data[start - off:end - off]
+        return None
+
+    def read(self, size: int = -1) -> bytes:
+        end = self.length if size is None or size < 0 else min(self.length, self.pos + size)
+        if end <= self.pos:
+            return b""
+        data = self._have(self.pos, end)
+        if data is None:
+            start = self.pos
+            stop = max(end, min(self.length, start + self.BLOCK))
+            resp = self.http.get(self.url, {"Range": f"bytes={start}-{stop - 1}",
+                                            "Accept-Encoding": "identity"},
+                                 max_body=MAX_METADATA * 2)
+            self.requests += 1
+            if resp.status != 206 or len(resp.body) != stop - start:
+                raise NetworkError(self.url, "range request not honoured")
+            self.chunks[start] = resp.body
+            data = resp.body[: end - start]
+        self.pos += len(data)
+        return data
+
+    def readinto(self, b: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+
+class MetadataFetcher:
+    """Get a wheel's core metadata by the cheapest way that works."""
+
+    def __init__(self, http: HttpClient,
+                 download: Callable[[DistFile], str] | None = None) -> None:
+        self.http = http
+        self.download = download
+        self._no_sidecar: set[str] = set()
+        self._no_ranges: set[str] = set()
+        self._misses: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self.stats: dict[str, int] = {"sidecar": 0, "range": 0, "wheel": 0}
+
+    def _count(self, key: str) -> None:
+        with self._lock:
+            self.stats[key] += 1
+
+    def fetch(self, dist: DistFile) -> Metadata:
+        assert dist.kind == "wheel"
+        raw = self._raw(dist)
+        md = parse_metadata(raw, dist.filename)
+        if canonicalize_name(md.name) != dist.project or md.version != dist.version:
+            raise MetadataError(
+                f"{dist.filename}: its metadata says {md.name} {md.version}, "
+                f"not {dist.project} {dist.version}"
+            )
+        return md
+
+    def _raw(self, dist: DistFile) -> bytes:
+        host_key = dist.index_url
+        if dist.core_metadata or host_key not in self._no_sidecar:
+            resp = self.http.get(dist.url + ".metadata", max_body=MAX_METADATA)
+            if resp.status == 200:
+                for algo, expected in dist.core_metadata_hashes.items():
+                    if algo in hashlib.algorithms_guaranteed:
+                        got = hashlib.new(algo, resp.body).hexdigest()
+                        if got != expected:
+                            raise MetadataError(
+                                f"{dist.filename}.metadata: the index says {algo}:{expected}, "
+                                f"the file served is {algo}:{got}"
+                            )
+                self._count("sidecar")
+                return resp.body
+            if resp.status in (404, 403, 410):
+                # an index that has never served one is not asked again
+                with self._lock:
+                    self._misses[host_key] = self._misses.get(host_key, 0) + 1
+                    if self._misses[host_key] >= 3 and self.stats["sidecar"] == 0:
+                        self._no_sidecar.add(host_key)
+            elif dist.core_metadata:
+                raise NetworkError(dist.url + ".metadata", f"HTTP {resp.status}")
+        if not dist.url.startswith("file:") and host_key not in self._no_ranges:
+            try:
+                raw = self._by_range(dist)
+                self._count("range")
+                return raw
+            except (NetworkError, zipfile.BadZipFile, OSError):
+                with self._lock:
+                    self._no_ranges.add(host_key)
+        if self.download is None:
+            raise MetadataError(f"{dist.filename}: no way to read its metadata")
+        path = self.download(dist)
+        self._count("wheel")
+        with zipfile.ZipFile(path) as zf:
+            return metadata_from_wheel_zip(zf, dist)
+
+    def _by_range(self, dist: DistFile) -> bytes:
+        tail_size = 64 * 1024
+        resp = self.http.get(dist.url, {"Range": f"bytes=-{tail_size}",
+                                        "Accept-Encoding": "identity"},
+                             max_body=tail_size * 2)
+        if resp.status != 206:
+            raise NetworkError(dist.url, "range requests not supported")
+        crange = resp.headers.get("content-range", "")
+        try:
+            length = int(crange.rsplit("/", 1)[1])
+        except (IndexError, ValueError) as exc:
+            raise NetworkError(dist.url, "bad Content-Range") from exc
+        rf = _RangeFile(self.http, dist.url, resp.body, length)
+        with zipfile.ZipFile(rf) as zf:
+            return metadata_from_wheel_zip(zf, dist)

@@ -1,0 +1,306 @@
+"""The simple repository API: PEP 691 JSON, PEP 503 HTML as fallback.
+
+Untrusted input is validated once, here, into ``DistFile`` values: an entry with a
+wrong type, an unparsable filename or version, or a file of another project is skipped
+(threats.md row 25), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from html.parser import HTMLParser
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion
+
+from safepip.errors import IndexError_, NetworkError
+from safepip.models import DistFile, ProjectPage
+
+if TYPE_CHECKING:
+    from packaging.utils import NormalizedName
+
+    from safepip.fetch.cache import Cache
+    from safepip.index.http import HttpClient
+
+ACCEPT = (
+    "application/vnd.pypi.simple.v1+json, "
+    "application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.01"
+)
+MAX_FILES = 200_000
+
+
+def project_url(index_url: str, name: str) -> str:
+    return index_url.rstrip("/") + "/" + canonicalize_name(name) + "/"
+
+
+def _hashes(value: Any) -> dict[str, str]:
+    if not isinstance(value, dict):
+        return {}
+    return {
+        str(k).lower(): str(v).lower()
+        for k, v in value.items()
+        if isinstance(k, str) and isinstance(v, str)
+    }
+
+
+def make_dist(
+    *,
+    filename: str,
+    url: str,
+    index_url: str,
+    project: NormalizedName,
+    hashes: dict[str, str],
+    requires_python: str | None,
+    yanked: str | None,
+    upload_time: str | None = None,
+    size: int | None = None,
+    core_metadata: Any = None,
+    provenance: str | None = None,
+) -> DistFile | None:
+    """A ``DistFile`` for a listed file, or None when the entry is unusable."""
+    if "/" in filename or "\\" in filename or filename in ("", ".", ".."):
+        return None
+    try:
+        if filename.endswith(".whl"):
+            name, version, _build, tags = parse_wheel_filename(filename)
+            kind = "wheel"
+        elif filename.endswith((".tar.gz", ".zip")):
+            name, version = parse_sdist_filename(filename)
+            tags = frozenset()
+            kind = "sdist"
+        else:
+            return None
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    if name != project:
+        return None
+    cm_hashes: dict[str, str] = {}
+    if isinstance(core_metadata, dict):
+        cm_hashes = _hashes(core_metadata)
+        has_cm = True
+    else:
+        has_cm = core_metadata is True or (
+            isinstance(core_metadata, str) and core_metadata.lower() not in ("", "false")
+        )
+        if isinstance(core_metadata, str) and "=" in core_metadata:
+            algo, _, digest = core_metadata.partition("=")
+            cm_hashes = {algo.lower(): digest.lower()}
+    return DistFile(
+        filename=filename,
+        url=url,
+        index_url=index_url,
+        project=project,
+        version=version,
+        kind=kind,  # type: ignore[arg-type]
+        hashes=hashes,
+        requires_python=requires_python or None,
+        yanked=yanked,
+        upload_time=upload_time,
+        size=size,
+        core_metadata=has_cm,
+        core_metadata_hashes=cm_hashes,
+        provenance=provenance,
+        tags=tags,
+    )
+
+
+def parse_json_page(body: bytes, page_url: str, index_url: str,
+                    project: NormalizedName) -> list[DistFile]:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexError_(f"{page_url}: the index answered invalid JSON ({exc})") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise IndexError_(f"{page_url}: the index answered JSON without a 'files' list")
+    out: list[DistFile] = []
+    for entry in data["files"][:MAX_FILES]:
+        if not isinstance(entry, dict):
+            continue
+        filename, url = entry.get("filename"), entry.get("url")
+        if not isinstance(filename, str) or not isinstance(url, str):
+            continue
+        yanked_v = entry.get("yanked", False)
+        yanked = (yanked_v if isinstance(yanked_v, str) else "") if yanked_v else None
+        rp = entry.get("requires-python")
+        ut = entry.get("upload-time")
+        size = entry.get("size")
+        prov = entry.get("provenance")
+        cm = entry.get("core-metadata", entry.get("dist-info-metadata"))
+        d = make_dist(
+            filename=filename,
+            url=urllib.parse.urljoin(page_url, url),
+            index_url=index_url,
+            project=project,
+            hashes=_hashes(entry.get("hashes")),
+            requires_python=rp if isinstance(rp, str) else None,
+            yanked=yanked,
+            upload_time=ut if isinstance(ut, str) else None,
+            size=size if isinstance(size, int) and not isinstance(size, bool) else None,
+            core_metadata=cm,
+            provenance=urllib.parse.urljoin(page_url, prov) if isinstance(prov, str) else None,
+        )
+        if d is not None:
+            out.append(d)
+    return out
+
+
+class _AnchorParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[tuple[dict[str, str | None], str]] = []
+        self.base: str | None = None
+        self._current: dict[str, str | None] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
+        elif tag == "a":
+            self._current = dict(attrs)
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._current is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._current is not None:
+            self.anchors.append((self._current, "".join(self._text).strip()))
+            self._current = None
+
+
+def parse_html_page(body: bytes, page_url: str, index_url: str,
+                    project: NormalizedName) -> list[DistFile]:
+    parser = _AnchorParser()
+    parser.feed(body.decode("utf-8", errors="replace"))
+    base = urllib.parse.urljoin(page_url, parser.base) if parser.base else page_url
+    out: list[DistFile] = []
+    for attrs, _text in parser.anchors[:MAX_FILES]:
+        href = attrs.get("href")
+        if not href:
+            continue
+        url = urllib.parse.urljoin(base, href)
+        parts = urllib.parse.urlsplit(url)
+        filename = urllib.parse.unquote(parts.path.rsplit("/", 1)[-1])
+        hashes: dict[str, str] = {}
+        if parts.fragment and "=" in parts.fragment:
+            algo, _, digest = parts.fragment.partition("=")
+            hashes[algo.lower()] = digest.lower()
+        url = urllib.parse.urlunsplit(parts._replace(fragment=""))
+        yanked = attrs.get("data-yanked")
+        cm = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+        prov = attrs.get("data-provenance")
+        d = make_dist(
+            filename=filename,
+            url=url,
+            index_url=index_url,
+            project=project,
+            hashes=hashes,
+            requires_python=attrs.get("data-requires-python"),
+            yanked=(yanked or "") if "data-yanked" in attrs else None,
+            core_metadata=cm if "data-core-metadata" in attrs or
+            "data-dist-info-metadata" in attrs else None,
+            provenance=urllib.parse.urljoin(base, prov) if prov else None,
+        )
+        if d is not None:
+            out.append(d)
+    return out
+
+
+class IndexClient:
+    """Project pages from one or more indexes, with first-index pinning and caching."""
+
+    def __init__(self, http: HttpClient, index_urls: list[str], cache: Cache,
+                 offline: bool = False) -> None:
+        self.http = http
+        self.index_urls = index_urls
+        self.cache = cache
+        self.offline = offline
+
+    def _fetch(self, index_url: str, name: NormalizedName) -> ProjectPage | None:
+        url = project_url(index_url, name)
+        if url.startswith("file:"):
+            resp = self.http.get(url)
+            if resp.status == 404:
+                return None
+            files = parse_html_page(resp.body, url, index_url, name)
+            return ProjectPage(name, index_url, tuple(files))
+        cached = self.cache.get_page(url)
+        headers = {"Accept": ACCEPT}
+        if cached is not None:
+            fresh = time.time() - float(cached.get("stored", 0)) < float(
+                cached.get("max_age", 0))
+            if fresh or self.offline:
+                return self._parse(cached, index_url, name)
+            if cached.get("etag"):
+                headers["If-None-Match"] = str(cached["etag"])
+            if cached.get("last_modified"):
+                headers["If-Modified-Since"] = str(cached["last_modified"])
+        resp = self.http.get(url, headers)
+        if resp.status == 304 and cached is not None:
+            cached["max_age"] = _max_age(resp.headers) if resp.headers.get(
+                "cache-control") else cached.get("max_age", 0)
+            self.cache.put_page(url, cached)
+            return self._parse(cached, index_url, name)
+        if resp.status == 404:
+            return None
+        if resp.status != 200:
+            raise NetworkError(url, f"the index answered HTTP {resp.status}")
+        entry = {
+            "url": resp.url,
+            "content_type": resp.headers.get("content-type", ""),
+            "etag": resp.headers.get("etag"),
+            "last_modified": resp.headers.get("last-modified"),
+            "max_age": _max_age(resp.headers),
+            "body": resp.body.decode("utf-8", errors="replace"),
+        }
+        page = self._parse(entry, index_url, name)
+        self.cache.put_page(url, entry)
+        return page
+
+    @staticmethod
+    def _parse(entry: dict[str, Any], index_url: str, name: NormalizedName) -> ProjectPage:
+        body = str(entry["body"]).encode("utf-8")
+        ctype = str(entry.get("content_type", ""))
+        page_url = str(entry["url"])
+        if "json" in ctype:
+            files = parse_json_page(body, page_url, index_url, name)
+        else:
+            files = parse_html_page(body, page_url, index_url, name)
+        return ProjectPage(name, index_url, tuple(files))
+
+    def project(self, name: str) -> ProjectPage | None:
+        """The files of ``name`` from the first index that lists it (uv's first-index).
+
+        Taking a project from one index only is what stops a public index answering
+        for a private name (dependency confusion, threats.md row 22).
+        """
+        cname = canonicalize_name(name)
+        for index_url in self.index_urls:
+            page = self._fetch(index_url, cname)
+            if page is not None and page.files:
+                return page
+        return None
+
+
+def _max_age(headers: dict[str, str]) -> int:
+    cc = headers.get("cache-control", "")
+    for part in cc.split(","):
+        part = part.strip().lower()
+        if part in ("no-store", "no-cache"):
+            return 0
+        if part.startswith("max-age="):
+            try:
+                return max(0, int(part.split("=", 1)[1]))
+            except ValueError:
+                return 0
+    return 0

@@ -1,0 +1,232 @@
+"""``safepip install``: target → resolve → fetch → validate → install → report."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from safepip.errors import HashRequiredError, SafepipError
+from safepip.fetch.cache import Cache
+from safepip.fetch.download import Downloader
+from safepip.index.http import HttpClient
+from safepip.index.metadata import MetadataFetcher
+from safepip.index.simple import IndexClient
+from safepip.install import installed as installed_mod
+from safepip.install import transaction
+from safepip.install.wheel import validate
+from safepip.resolve import Options, Req, resolve
+from safepip.target import discover
+
+if TYPE_CHECKING:
+    from safepip.config import Config
+    from safepip.models import Artifact, Pin
+    from safepip.reqfile import RequirementSet
+    from safepip.target import Target
+    from safepip.ui import UI
+
+
+@dataclass
+class InstallRequest:
+    reqs: RequirementSet
+    upgrade: bool = False
+    upgrade_strategy: str = "only-if-needed"
+    force_reinstall: bool = False
+    no_deps: bool = False
+    dry_run: bool = False
+    report_path: str | None = None
+    allow_pth: frozenset[str] = frozenset()
+    python: str | None = None
+    system: bool = False
+    target_dir: str | None = None
+    prefix: str | None = None
+    user: bool = False
+    break_system_packages: bool = False
+
+
+@dataclass
+class Outcome:
+    """What happened, for the summary and the exit code."""
+
+    target: Target
+    pins: list[Pin]
+    to_install: list[Pin]
+    kept: list[Pin]
+    replaced: dict[str, Version]
+    artifacts: dict[str, Artifact] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    metadata_stats: dict[str, int] = field(default_factory=dict)
+
+
+def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
+    """pip's hash-checking mode: every requirement pinned with ==, every pin hashed."""
+    if not reqs.hash_checking():
+        return
+    problems = []
+    hashed = {r.name for r in reqs.requirements if r.hashes}
+    for r in reqs.requirements:
+        if not r.hashes:
+            problems.append(f"{r.req} ({r.source}) has no --hash")
+        elif not r.link and not any(s.operator in ("==", "===") for s in r.req.specifier):
+            problems.append(f"{r.req} ({r.source}) is not pinned with ==")
+    user_names = {r.name for r in reqs.requirements}
+    problems.extend(
+        f"{pin.name}=={pin.version} (a dependency) has no --hash"
+        for pin in pins
+        if pin.dist is not None and pin.name not in user_names and pin.name not in hashed
+    )
+    if problems:
+        raise HashRequiredError(
+            "hash-checking mode (one requirement has --hash, so all must):\n  - "
+            + "\n  - ".join(problems),
+            hint="add --hash=sha256:... for each of these (safepip lock writes them), or "
+                 "remove all hashes",
+        )
+
+
+def run(request: InstallRequest, cfg: Config, ui: UI) -> Outcome:
+    t0 = time.perf_counter()
+    target = discover(
+        python=request.python, system=request.system, target_dir=request.target_dir,
+        prefix=request.prefix, user=request.user,
+        break_system_packages=request.break_system_packages,
+    )
+    ui.detail(f"target: {target.describe()}")
+    for note in cfg.notes:
+        ui.detail(note)
+    installed = installed_mod.scan(target)
+    cache = Cache(None if cfg.no_cache else cfg.cache_dir)
+    try:
+        outcome = _run(request, cfg, ui, target, installed, cache, t0)
+    except BaseException:
+        cache.discard()
+        raise
+    cache.commit()
+    return outcome
+
+
+def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
+         installed: dict[str, Any], cache: Cache, t0: float) -> Outcome:
+    rs = request.reqs
+    http = HttpClient(trusted_hosts=cfg.trusted_hosts, cert=cfg.cert, timeout=cfg.timeout,
+                      retries=cfg.retries)
+    index_urls = cfg.index_urls
+    for u in index_urls:
+        if not u.startswith("file:"):
+            http.check_url(u)
+    index = IndexClient(http, index_urls, cache)
+    progress = ui.download_progress()
+    downloader = Downloader(http, cache, progress)
+    for r in rs.requirements:
+        for algo, digests in r.hashes.items():
+            downloader.require_hashes(r.name, algo, set(digests))
+    metadata = MetadataFetcher(http, downloader.path_for)
+
+    user_reqs = [Req.from_requirement(r.req, r.source, r.link) for r in rs.requirements]
+    constraints: dict[str, list[Req]] = {}
+    for c in rs.constraints:
+        constraints.setdefault(c.name, []).append(Req.from_requirement(c.req, c.source))
+    upgrade: frozenset[str] = frozenset()
+    if request.upgrade:
+        upgrade = frozenset({":all:"}) if request.upgrade_strategy == "eager" else frozenset(
+            r.name for r in rs.requirements)
+    if request.force_reinstall:
+        upgrade = frozenset({":all:"})
+    markers = dict(target.interpreter.markers)
+    opts = Options(
+        python_version=Version(target.interpreter.version),
+        tags=target.interpreter.tags,
+        markers=markers,
+        pre=rs.pre,
+        upgrade=upgrade,
+        only_binary=frozenset(rs.only_binary),
+        no_binary=frozenset(rs.no_binary),
+        no_deps=request.no_deps,
+        constraints=constraints,
+        installed={} if request.force_reinstall else installed,
+        installed_metadata=installed_mod.read_metadata,
+    )
+    # requirements whose markers do not apply to this environment are left out, as pip does
+    active = []
+    for ur, req in zip(rs.requirements, user_reqs, strict=True):
+        if ur.req.marker is not None and not ur.req.marker.evaluate(dict(markers, extra="")):
+            ui.detail(f"ignoring {ur.req} ({ur.source}): markers do not match")
+            continue
+        active.append(req)
+    with progress:
+        pins, _provider = resolve(active, index, metadata, opts, jobs=cfg.jobs)
+    t_resolved = time.perf_counter()
+    ui.detail(f"metadata: {metadata.stats}")
+    _check_hash_mode(rs, pins)
+
+    to_install: list[Pin] = []
+    kept: list[Pin] = []
+    replaced: dict[str, Version] = {}
+    for pin in pins:
+        have = installed.get(pin.name)
+        if pin.dist is None:
+            kept.append(pin)
+            continue
+        if have is not None:
+            replaced[pin.name] = have.version
+        to_install.append(pin)
+    outcome = Outcome(target, pins, to_install, kept, replaced,
+                      metadata_stats=dict(metadata.stats))
+    outcome.timings["resolve"] = t_resolved - t0
+    if request.dry_run:
+        return outcome
+
+    # parallel downloads (some may already be there from the metadata fallback)
+    with progress, ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
+        futs = {p.name: pool.submit(downloader.get, p.dist) for p in to_install
+                if p.dist is not None}
+        for name, fut in futs.items():
+            outcome.artifacts[name] = fut.result()
+    t_dl = time.perf_counter()
+    outcome.timings["download"] = t_dl - t_resolved
+
+    items = []
+    for pin in to_install:
+        art = outcome.artifacts[pin.name]
+        with open(art.path, "rb") as f:
+            data = f.read()
+        info = validate(data, art.sha256, art.dist.filename, expected=pin.metadata,
+                        allow_pth=request.allow_pth)
+        outcome.warnings.extend(info.warnings)
+        items.append(transaction.InstallItem(
+            wheel=info,
+            requested=pin.requested,
+            replaces=installed.get(pin.name),
+            direct_url=art.dist.url if art.dist.index_url == "" else None,
+        ))
+    for w in outcome.warnings:
+        ui.warn(w)
+    transaction.run(items, target, installed,
+                    on_wait=lambda: ui.info("waiting for another safepip using this "
+                                            "environment..."))
+    outcome.timings["install"] = time.perf_counter() - t_dl
+    return outcome
+
+
+def requested_extras(reqs: RequirementSet) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for r in reqs.requirements:
+        if r.req.extras:
+            out.setdefault(canonicalize_name(r.req.name), []).extend(sorted(r.req.extras))
+    return out
+
+
+def verification_summary(outcome: Outcome) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for name, art in outcome.artifacts.items():
+        out[name] = {"sha256": art.sha256, "verified_by": list(art.verified_by),
+                     "from_cache": art.from_cache, "record_checked": True}
+    return out
+
+
+__all__ = ["InstallRequest", "Outcome", "SafepipError", "run"]

@@ -1,0 +1,89 @@
+"""Resolution: user requirements in, one pin per project out (see ``provider``)."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
+
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+
+from safepip.errors import ResolutionError
+from safepip.models import Pin
+from safepip.resolve.provider import Options, Provider, Req
+
+if TYPE_CHECKING:
+    from safepip.index.metadata import MetadataFetcher
+    from safepip.index.simple import IndexClient
+
+__all__ = ["Options", "Req", "resolve"]
+
+MAX_ROUNDS = 20_000
+
+
+def _describe(req: Req, parent: object) -> str:
+    text = req.text or (req.name + str(req.specifier))
+    if parent is None:
+        return f"{text} (from {req.source})"
+    return f"{text} (required by {req.source})"
+
+
+def _impossible_message(exc: ResolutionImpossible, provider: Provider) -> str:  # type: ignore[type-arg]
+    causes = list(exc.causes)
+    names = sorted({c.requirement.name for c in causes})
+    lines = []
+    for name in names:
+        reqs = [c for c in causes if c.requirement.name == name]
+        page_known = name in provider.skipped
+        lines.append(f"no version of {name} satisfies all of:")
+        lines.extend(f"  - {_describe(c.requirement, c.parent)}" for c in reqs)
+        why = provider.skipped.get(name, [])
+        if page_known and why:
+            shown = list(dict.fromkeys(why))[:5]
+            lines.append("  files left out: " + "; ".join(shown) +
+                         (" ..." if len(set(why)) > 5 else ""))
+        fut = provider._pages.get(name)
+        if fut is not None and fut.done() and fut.exception() is None and fut.result() is None:
+            lines.append(f"  {name} was not found on any index "
+                         f"({', '.join(provider.index.index_urls) or 'no index configured'})")
+    return "cannot resolve the requirements:\n" + "\n".join(lines)
+
+
+def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
+            opts: Options, jobs: int = 8) -> tuple[list[Pin], Provider]:
+    """Resolve ``reqs``; the provider is returned for the metadata it gathered."""
+    user_names = {r.name for r in reqs}
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="safepip-resolve") as pool:
+        provider = Provider(index, metadata, opts, pool, user_names)
+        provider.prefetch(reqs)
+        resolver: Resolver[Req, object, str] = Resolver(provider, BaseReporter())  # type: ignore[arg-type]
+        try:
+            result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
+        except ResolutionImpossible as exc:
+            raise ResolutionError(_impossible_message(exc, provider)) from None
+        except ResolutionTooDeep as exc:
+            raise ResolutionError(
+                f"resolution gave up after {exc.round_count} rounds of backtracking",
+                hint="add tighter version constraints (-c constraints.txt) to narrow the search",
+            ) from None
+        finally:
+            for fut in list(provider._pages.values()) + list(provider._md.values()):
+                fut.cancel()
+    pins: list[Pin] = []
+    seen: set[str] = set()
+    extras_by_name: dict[str, frozenset[str]] = {}
+    for cand in result.mapping.values():
+        extras_by_name[cand.name] = extras_by_name.get(cand.name, frozenset()) | cand.extras
+    for ident, cand in result.mapping.items():
+        if cand.name in seen or "[" in ident and cand.name in result.mapping:
+            continue
+        seen.add(cand.name)
+        pins.append(Pin(
+            name=cand.name,
+            version=cand.version,
+            dist=cand.dist,
+            extras=extras_by_name.get(cand.name, frozenset()),
+            requested=cand.name in user_names,
+            metadata=provider.metadata_by_candidate.get((cand.name, cand.version)),
+        ))
+    pins.sort(key=lambda p: p.name)
+    return pins, provider

@@ -1,0 +1,355 @@
+"""The resolvelib provider: candidates from the index, dependencies from metadata.
+
+Behaves as pip's resolver does on the same inputs: newest acceptable version first,
+wheels for the target's tags (most specific tag wins), ``Requires-Python`` checked,
+yanked files only for an exact ``==`` pin, pre-releases only with ``--pre``, an explicit
+pre-release specifier, or when nothing else matches; an installed distribution is kept
+when it satisfies (unless ``--upgrade`` names it); extras as separate identifiers that
+depend on their base project at the same version.
+
+Index pages and metadata are fetched ahead of need in a thread pool: when a candidate's
+dependencies are known, the pages of those dependencies and the metadata of their most
+likely candidates are requested at once, so that resolution is not a chain of round
+trips.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.tags import Tag, parse_tag
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import AbstractProvider
+
+from safepip.errors import BuildRequiredError, MetadataError
+from safepip.models import Candidate
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+    from resolvelib.structs import Matches, RequirementInformation
+
+    from safepip.index.metadata import MetadataFetcher
+    from safepip.index.simple import IndexClient
+    from safepip.models import DistFile, InstalledDist, Metadata, ProjectPage
+
+
+@dataclass(frozen=True)
+class Req:
+    """A requirement on one identifier, with where it came from."""
+
+    name: NormalizedName
+    extras: frozenset[str]
+    specifier: SpecifierSet
+    source: str  # "command line", "requirements.txt:3", "flask 3.0.0"
+    link: str | None = None
+    text: str = ""
+
+    @property
+    def identifier(self) -> str:
+        return identify(self.name, self.extras)
+
+    @classmethod
+    def from_requirement(cls, req: Requirement, source: str, link: str | None = None) -> Req:
+        return cls(
+            name=canonicalize_name(req.name),
+            extras=frozenset(canonicalize_name(e) for e in req.extras),
+            specifier=req.specifier,
+            source=source,
+            link=link,
+            text=str(req),
+        )
+
+
+def identify(name: str, extras: frozenset[str]) -> str:
+    return f"{name}[{','.join(sorted(extras))}]" if extras else name
+
+
+@dataclass
+class Options:
+    """Resolution settings."""
+
+    python_version: Version
+    tags: Sequence[str]
+    markers: dict[str, str]
+    pre: bool = False
+    upgrade: frozenset[str] = frozenset()  # names to upgrade; {":all:"} for eager
+    only_binary: frozenset[str] = frozenset()
+    no_binary: frozenset[str] = frozenset()
+    no_deps: bool = False
+    constraints: dict[str, list[Req]] = field(default_factory=dict)
+    installed: dict[str, InstalledDist] = field(default_factory=dict)
+    installed_metadata: Any = None  # Callable[[InstalledDist], Metadata]
+
+
+class Provider(AbstractProvider[Req, Candidate, str]):
+    def __init__(self, index: IndexClient, metadata: MetadataFetcher, opts: Options,
+                 pool: ThreadPoolExecutor, user_names: set[str]) -> None:
+        self.index = index
+        self.metadata = metadata
+        self.opts = opts
+        self.pool = pool
+        self.user_names = user_names
+        self._tag_rank: dict[Tag, int] = {}
+        for i, t in enumerate(opts.tags):
+            for tag in parse_tag(t):
+                self._tag_rank.setdefault(tag, i)
+        self._pages: dict[str, Future[ProjectPage | None]] = {}
+        self._md: dict[str, Future[Metadata]] = {}
+        self._lock = threading.Lock()
+        self.skipped: dict[str, list[str]] = {}  # name -> why files were left out
+        self.metadata_by_candidate: dict[tuple[str, Version], Metadata] = {}
+
+    # -- fetching, memoized and prefetched ------------------------------------------
+
+    def page_future(self, name: str) -> Future[ProjectPage | None]:
+        with self._lock:
+            fut = self._pages.get(name)
+            if fut is None:
+                fut = self.pool.submit(self.index.project, name)
+                self._pages[name] = fut
+        return fut
+
+    def metadata_future(self, dist: DistFile) -> Future[Metadata]:
+        with self._lock:
+            fut = self._md.get(dist.url)
+            if fut is None:
+                fut = self.pool.submit(self.metadata.fetch, dist)
+                self._md[dist.url] = fut
+        return fut
+
+    def prefetch(self, reqs: Iterable[Req]) -> None:
+        for r in reqs:
+            if r.link:
+                continue
+            fut = self.page_future(r.name)
+            fut.add_done_callback(lambda f, r=r: self._prefetch_best(r, f))
+
+    def _prefetch_best(self, req: Req, fut: Future[ProjectPage | None]) -> None:
+        try:
+            page = fut.result()
+        except Exception:
+            return
+        if page is None or req.name in self.opts.installed:
+            return
+        for cand in self._candidates_from_page(page, [req], record=False):
+            if cand.dist is not None and cand.dist.kind == "wheel":
+                self.metadata_future(cand.dist)
+            break
+
+    # -- candidates -----------------------------------------------------------------
+
+    def _wheel_rank(self, dist: DistFile) -> int | None:
+        ranks = [self._tag_rank[t] for t in dist.tags if t in self._tag_rank]
+        return min(ranks) if ranks else None
+
+    def _allows_binary(self, name: str) -> bool:
+        nb = self.opts.no_binary
+        return not (name in nb or (":all:" in nb and name not in self.opts.only_binary))
+
+    def _allows_source(self, name: str) -> bool:
+        ob = self.opts.only_binary
+        return not (name in ob or (":all:" in ob and name not in self.opts.no_binary))
+
+    def _best_file(self, files: list[DistFile], name: str,
+                   why: list[str] | None) -> DistFile | None:
+        best: tuple[int, DistFile] | None = None
+        sdist: DistFile | None = None
+        for f in files:
+            if f.requires_python:
+                try:
+                    ok = SpecifierSet(f.requires_python).contains(
+                        self.opts.python_version, prereleases=True)
+                except Exception:
+                    ok = False  # an unparsable Requires-Python is skipped, as pip does
+                if not ok:
+                    if why is not None:
+                        why.append(f"{f.filename} requires Python {f.requires_python}")
+                    continue
+            if f.kind == "wheel":
+                if not self._allows_binary(name):
+                    continue
+                rank = self._wheel_rank(f)
+                if rank is None:
+                    if why is not None:
+                        why.append(f"{f.filename} has no tag this interpreter supports")
+                    continue
+                if best is None or rank < best[0]:
+                    best = (rank, f)
+            elif self._allows_source(name) and sdist is None:
+                sdist = f
+        if best is not None:
+            return best[1]
+        return sdist
+
+    def _candidates_from_page(self, page: ProjectPage, reqs: Sequence[Req],
+                              record: bool = True) -> Iterator[Candidate]:
+        name = page.project
+        specs = [r.specifier for r in reqs] + [
+            c.specifier for c in self.opts.constraints.get(name, [])]
+        spec = SpecifierSet()
+        for s in specs:
+            spec &= s
+        pinned = {str(s.version) for sp in specs for s in sp if s.operator in ("==", "===")}
+        by_version: dict[Version, list[DistFile]] = {}
+        for f in page.files:
+            by_version.setdefault(f.version, []).append(f)
+        why: list[str] | None = self.skipped.setdefault(name, []) if record else None
+        allow_pre = self.opts.pre or bool(spec.prereleases)
+        versions = sorted(by_version, reverse=True)
+        matching = [v for v in versions if spec.contains(v, prereleases=allow_pre)]
+        if not matching and not allow_pre:
+            matching = [v for v in versions if spec.contains(v, prereleases=True)]
+        extras = next((r.extras for r in reqs), frozenset())
+        for v in matching:
+            files = by_version[v]
+            exact = str(v) in pinned or any(
+                Version(p) == v for p in pinned if _is_version(p))
+            live = [f for f in files if not f.is_yanked or exact]
+            if not live:
+                if why is not None:
+                    why.append(f"{name} {v} is yanked")
+                continue
+            best = self._best_file(live, name, why)
+            if best is None:
+                continue
+            yield Candidate(name, v, extras, best)
+
+    def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
+                     incompatibilities: Mapping[str, Iterator[Candidate]]) -> Matches[Candidate]:
+        reqs = list(requirements[identifier])
+        bad = {c.version for c in incompatibilities[identifier]}
+        name = reqs[0].name if reqs else canonicalize_name(identifier.split("[")[0])
+        extras = frozenset().union(*(r.extras for r in reqs)) if reqs else frozenset()
+        reqs = [Req(r.name, extras, r.specifier, r.source, r.link, r.text) for r in reqs]
+        out: list[Candidate] = []
+        links = {r.link for r in reqs if r.link}
+        if links:
+            from safepip.index.direct import candidate_for_link
+
+            for link in links:
+                cand = candidate_for_link(link, name, extras)
+                if cand.version not in bad and all(
+                        r.specifier.contains(cand.version, prereleases=True) for r in reqs):
+                    out.append(cand)
+            return out
+        installed = self.opts.installed.get(name)
+        upgrade = ":all:" in self.opts.upgrade or name in self.opts.upgrade
+        inst_cand = None
+        if installed is not None and installed.version not in bad:
+            specs = [r.specifier for r in reqs] + [
+                c.specifier for c in self.opts.constraints.get(name, [])]
+            if all(s.contains(installed.version, prereleases=True) for s in specs):
+                inst_cand = Candidate(name, installed.version, extras, None, installed.version)
+        if inst_cand is not None and not upgrade:
+            out.append(inst_cand)
+        page = self.page_future(name).result()
+        if page is not None:
+            for c in self._candidates_from_page(page, reqs):
+                if c.version in bad:
+                    continue
+                if inst_cand is not None and c.version == inst_cand.version:
+                    if upgrade:
+                        out.append(inst_cand)  # same version: keep what is there
+                    continue
+                out.append(c)
+        if inst_cand is not None and upgrade and inst_cand not in out:
+            out.append(inst_cand)
+        return out
+
+    # -- the rest of the protocol ---------------------------------------------------
+
+    def identify(self, requirement_or_candidate: Req | Candidate) -> str:
+        x = requirement_or_candidate
+        return identify(x.name, x.extras)
+
+    def get_preference(self, identifier: str, resolutions: Mapping[str, Candidate],
+                       candidates: Mapping[str, Iterator[Candidate]],
+                       information: Mapping[str, Iterator[RequirementInformation[Req, Candidate]]],
+                       backtrack_causes: Sequence[RequirementInformation[Req, Candidate]]) -> Any:
+        infos = list(information[identifier])
+        pinned = any(
+            s.operator in ("==", "===") and "*" not in s.version
+            for i in infos for s in i.requirement.specifier
+        )
+        direct = any(i.requirement.link for i in infos)
+        from_user = any(i.parent is None for i in infos)
+        causes = {c.requirement.name for c in backtrack_causes}
+        return (not direct, not pinned, identifier.split("[")[0] not in causes,
+                not from_user, "[" in identifier, identifier)
+
+    def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if requirement.link:
+            return candidate.dist is not None and candidate.dist.url == requirement.link
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def candidate_metadata(self, candidate: Candidate) -> Metadata:
+        key = (candidate.name, candidate.version)
+        md = self.metadata_by_candidate.get(key)
+        if md is not None:
+            return md
+        if candidate.dist is None:
+            md = self.opts.installed_metadata(self.opts.installed[candidate.name])
+        elif candidate.dist.kind != "wheel":
+            raise BuildRequiredError(candidate.name, str(candidate.version),
+                                     candidate.dist.filename)
+        else:
+            md = self.metadata_future(candidate.dist).result()
+            if md.requires_python:
+                try:
+                    ok = SpecifierSet(md.requires_python).contains(
+                        self.opts.python_version, prereleases=True)
+                except Exception:
+                    ok = True
+                if not ok:
+                    raise MetadataError(
+                        f"{candidate.dist.filename}: its metadata requires Python "
+                        f"{md.requires_python}, this environment has "
+                        f"{self.opts.python_version} (the index said "
+                        f"{candidate.dist.requires_python or 'nothing'})"
+                    )
+        self.metadata_by_candidate[key] = md
+        return md
+
+    def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
+        md = self.candidate_metadata(candidate)
+        source = f"{candidate.name} {candidate.version}"
+        deps: list[Req] = []
+        if candidate.extras:
+            # name[extra] depends on name itself at exactly this version
+            deps.append(Req(candidate.name, frozenset(), SpecifierSet(f"=={candidate.version}"),
+                            source, candidate.dist.url if candidate.dist and _is_direct(
+                                candidate) else None))
+        if self.opts.no_deps:
+            return deps
+        wanted_extras = candidate.extras or frozenset({""})
+        for r in md.requires_dist:
+            for extra in wanted_extras:
+                env = dict(self.opts.markers, extra=extra)
+                if r.marker is None:
+                    if not candidate.extras:
+                        deps.append(Req.from_requirement(r, source, r.url))
+                    break
+                if r.marker.evaluate(env) and (candidate.extras == frozenset() or
+                                               not r.marker.evaluate(dict(env, extra=""))):
+                    deps.append(Req.from_requirement(r, source, r.url))
+                    break
+        self.prefetch(deps)
+        return deps
+
+
+def _is_direct(candidate: Candidate) -> bool:
+    return candidate.dist is not None and candidate.dist.index_url == ""
+
+
+def _is_version(text: str) -> bool:
+    try:
+        Version(text)
+    except Exception:
+        return False
+    return True

@@ -1,0 +1,266 @@
+"""Find the environment to install into, and ask its interpreter what it supports.
+
+Discovery follows uv: ``--python PATH`` (an interpreter or an environment directory),
+else ``$VIRTUAL_ENV``, else ``.venv`` in the working directory or a parent. Without
+one of those safepip refuses, unless ``--system`` says a system interpreter is meant.
+The interpreter is queried once, isolated (``-I -S``), so nothing in the target's
+site-packages is imported while we look at it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from safepip.errors import TargetError
+
+# Runs inside the target interpreter with -I -S: only the stdlib and the copy of
+# `packaging` that ships with safepip (its directory is argv[1]) are importable.
+_PROBE = r"""
+import json, os, sys, sysconfig
+sys.path.insert(0, sys.argv[1])
+from packaging import tags, markers
+def paths(scheme, base=None):
+    v = {} if base is None else {"base": base, "platbase": base}
+    return sysconfig.get_paths(scheme=scheme, vars=v)
+names = sysconfig.get_scheme_names()
+prefix_scheme = "venv" if "venv" in names else ("posix_prefix" if os.name == "posix" else "nt")
+user_scheme = os.name + "_user" if os.name + "_user" in names else None
+# without site (-S), sys.prefix is not the venv's: find pyvenv.cfg as site.py would
+prefix = sys.prefix
+exe_dir = os.path.dirname(os.path.abspath(sys.executable))
+for d in (exe_dir, os.path.dirname(exe_dir)):
+    if os.path.isfile(os.path.join(d, "pyvenv.cfg")):
+        prefix = d
+        break
+out = {
+    "executable": sys.executable,
+    "prefix": prefix,
+    "base_prefix": sys.base_prefix,
+    "version": "%d.%d.%d" % sys.version_info[:3],
+    "tags": [str(t) for t in tags.sys_tags()],
+    "markers": markers.default_environment(),
+    "scheme": paths(prefix_scheme, prefix),
+    "prefix_scheme": prefix_scheme,
+    "user_scheme": paths(user_scheme) if user_scheme else None,
+    "stdlib": sysconfig.get_paths()["stdlib"],
+}
+sys.stdout.write(json.dumps(out))
+"""
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """Facts about one Python interpreter."""
+
+    executable: str
+    prefix: str
+    base_prefix: str
+    version: str
+    tags: tuple[str, ...]
+    markers: dict[str, str]
+    scheme: dict[str, str]
+    prefix_scheme: str
+    user_scheme: dict[str, str] | None
+    stdlib: str
+
+    @property
+    def is_venv(self) -> bool:
+        return self.prefix != self.base_prefix
+
+    @property
+    def externally_managed(self) -> bool:
+        return os.path.exists(os.path.join(self.stdlib, "EXTERNALLY-MANAGED"))
+
+    def scheme_for_prefix(self, prefix: str) -> dict[str, str]:
+        """The install scheme with ``prefix`` in place of ``sys.prefix``."""
+        out = {}
+        for key, value in self.scheme.items():
+            rel = os.path.relpath(value, self.prefix)
+            out[key] = os.path.normpath(os.path.join(prefix, rel))
+        return out
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where files go: the interpreter whose tags and markers apply, and a scheme."""
+
+    interpreter: Interpreter
+    scheme: dict[str, str]  # purelib, platlib, scripts, data, headers
+    root: str  # the directory every scheme path lies under: the lock and staging live here
+    kind: str  # "venv", "system", "target", "prefix", "user"
+
+    @property
+    def site_dirs(self) -> list[str]:
+        seen: list[str] = []
+        for key in ("purelib", "platlib"):
+            if self.scheme[key] not in seen:
+                seen.append(self.scheme[key])
+        return seen
+
+    def describe(self) -> str:
+        where = {"venv": "virtual environment", "system": "system environment"}.get(
+            self.kind, self.kind
+        )
+        return f"{where} {self.root} (Python {self.interpreter.version})"
+
+
+def probe(executable: str) -> Interpreter:
+    """Run the isolated probe in ``executable`` and return its facts."""
+    import packaging
+
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(packaging.__file__)))
+    try:
+        proc = subprocess.run(
+            [executable, "-I", "-S", "-c", _PROBE, pkg_parent],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except OSError as exc:
+        raise TargetError(f"cannot run the interpreter {executable}: {exc}") from exc
+    if proc.returncode != 0:
+        detail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise TargetError(f"the interpreter {executable} could not be queried: {detail[0]}")
+    data = json.loads(proc.stdout)
+    return Interpreter(
+        executable=data["executable"],
+        prefix=data["prefix"],
+        base_prefix=data["base_prefix"],
+        version=data["version"],
+        tags=tuple(data["tags"]),
+        markers=data["markers"],
+        scheme=data["scheme"],
+        prefix_scheme=data["prefix_scheme"],
+        user_scheme=data["user_scheme"],
+        stdlib=data["stdlib"],
+    )
+
+
+def _venv_python(env_dir: Path) -> Path | None:
+    for rel in ("bin/python", "bin/python3", "Scripts/python.exe"):
+        cand = env_dir / rel
+        if cand.exists():
+            return cand
+    return None
+
+
+_NO_ENV_HINT = (
+    "create one and activate it:  python3 -m venv .venv && . .venv/bin/activate\n"
+    "or name one with --python PATH; --system installs into the system interpreter"
+)
+
+
+def find_interpreter(python: str | None, system: bool, cwd: Path | None = None) -> str:
+    """The path of the interpreter to install for (not probed yet)."""
+    if python:
+        p = Path(python).expanduser()
+        if p.is_dir():
+            found = _venv_python(p)
+            if found is None:
+                raise TargetError(f"--python {python}: no Python interpreter in this directory")
+            return str(found)
+        if p.exists():
+            return str(p)
+        which = shutil.which(python)
+        if which:
+            return which
+        raise TargetError(f"--python {python}: no such interpreter")
+    venv = os.environ.get("VIRTUAL_ENV")
+    if venv and not system:
+        found = _venv_python(Path(venv))
+        if found is None:
+            raise TargetError(
+                f"VIRTUAL_ENV is set to {venv}, but it holds no Python interpreter",
+                hint=_NO_ENV_HINT,
+            )
+        return str(found)
+    if not system:
+        here = (cwd or Path.cwd()).resolve()
+        for d in (here, *here.parents):
+            cand = d / ".venv"
+            if cand.is_dir():
+                found = _venv_python(cand)
+                if found is not None:
+                    return str(found)
+        raise TargetError("no virtual environment found (VIRTUAL_ENV, or .venv here or above)",
+                          hint=_NO_ENV_HINT)
+    which = shutil.which("python3") or shutil.which("python")
+    if not which:
+        raise TargetError("--system: no python3 on PATH")
+    return which
+
+
+def _common_root(paths: list[str]) -> str:
+    return os.path.commonpath([os.path.abspath(p) for p in paths])
+
+
+def discover(
+    *,
+    python: str | None = None,
+    system: bool = False,
+    target_dir: str | None = None,
+    prefix: str | None = None,
+    user: bool = False,
+    break_system_packages: bool = False,
+) -> Target:
+    """Find the environment and build the scheme the install writes into."""
+    # --target writes into a plain directory: any interpreter's tags will do, so an
+    # absent venv is not an error there (pip uses its own interpreter in that case).
+    exe = find_interpreter(python, system or target_dir is not None)
+    interp = probe(exe)
+    if target_dir is not None:
+        d = os.path.abspath(target_dir)
+        scheme = {
+            "purelib": d,
+            "platlib": d,
+            "scripts": os.path.join(d, "bin"),
+            "data": d,
+            "headers": os.path.join(d, "include"),
+        }
+        return Target(interp, scheme, d, "target")
+    if prefix is not None:
+        p = os.path.abspath(prefix)
+        scheme = _pick(interp.scheme_for_prefix(p))
+        return Target(interp, scheme, p, "prefix")
+    if user:
+        if interp.is_venv:
+            raise TargetError(
+                "--user cannot be used inside a virtual environment (its packages are not "
+                "visible there)"
+            )
+        if interp.user_scheme is None:
+            raise TargetError("this interpreter has no user scheme")
+        scheme = _pick(interp.user_scheme)
+        return Target(interp, scheme, _common_root(list(scheme.values())), "user")
+    if not interp.is_venv:
+        if not system:
+            raise TargetError(
+                f"{exe} is not a virtual environment's interpreter", hint=_NO_ENV_HINT
+            )
+        if interp.externally_managed and not break_system_packages:
+            raise TargetError(
+                f"the environment of {exe} is externally managed (PEP 668: "
+                f"{os.path.join(interp.stdlib, 'EXTERNALLY-MANAGED')}); install with the "
+                "system package manager or use a virtual environment",
+                hint="--break-system-packages installs anyway",
+            )
+    scheme = _pick(interp.scheme)
+    kind = "venv" if interp.is_venv else "system"
+    root = interp.prefix if interp.is_venv else _common_root(list(scheme.values()))
+    if os.path.realpath(root) == os.path.realpath(sys.prefix) and not interp.is_venv:
+        raise TargetError("refusing to install into safepip's own interpreter")
+    return Target(interp, scheme, root, kind)
+
+
+def _pick(paths: dict[str, str]) -> dict[str, str]:
+    """installer's five schemes from sysconfig's path names."""
+    scheme = {k: paths[k] for k in ("purelib", "platlib", "scripts", "data")}
+    scheme["headers"] = paths.get("include", os.path.join(paths["data"], "include"))
+    return scheme
