@@ -125,7 +125,7 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     for r in rs.requirements:
         for algo, digests in r.hashes.items():
             downloader.require_hashes(r.name, algo, set(digests))
-    metadata = MetadataFetcher(http, downloader.path_for)
+    metadata = MetadataFetcher(http, downloader.path_for, cache)
 
     user_reqs = [Req.from_requirement(r.req, r.source, r.link) for r in rs.requirements]
     constraints: dict[str, list[Req]] = {}

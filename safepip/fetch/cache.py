@@ -139,6 +139,34 @@ class Cache:
                 return path
         return None
 
+    # -- core metadata of wheels, by the wheel's sha256 ---------------------------------
+
+    def _meta_rel(self, wheel_sha256: str) -> str:
+        return os.path.join("metadata", "sha256", wheel_sha256[:2], wheel_sha256[2:])
+
+    def get_metadata(self, wheel_sha256: str) -> bytes | None:
+        rel = self._meta_rel(wheel_sha256)
+        paths = [self._staged(rel)] if self._stage is not None else []
+        final = self._final(rel)
+        if final is not None:
+            paths.append(final)
+        for path in paths:
+            try:
+                with open(path, "rb") as f:
+                    return f.read()
+            except OSError:
+                continue
+        return None
+
+    def put_metadata(self, wheel_sha256: str, data: bytes) -> None:
+        if self.root is None:
+            return
+        dst = self._staged(self._meta_rel(wheel_sha256))
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        with open(dst + ".tmp", "wb") as f:
+            f.write(data)
+        os.replace(dst + ".tmp", dst)
+
     # -- http pages -------------------------------------------------------------------
 
     def _http_rel(self, key: str) -> str:

@@ -32,6 +32,7 @@ from safepip.models import Metadata
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from safepip.fetch.cache import Cache
     from safepip.index.http import HttpClient
     from safepip.models import DistFile
 
@@ -147,14 +148,16 @@ class MetadataFetcher:
     """Get a wheel's core metadata by the cheapest way that works."""
 
     def __init__(self, http: HttpClient,
-                 download: Callable[[DistFile], str] | None = None) -> None:
+                 download: Callable[[DistFile], str] | None = None,
+                 cache: Cache | None = None) -> None:
         self.http = http
         self.download = download
+        self.cache = cache
         self._no_sidecar: set[str] = set()
         self._no_ranges: set[str] = set()
         self._misses: dict[str, int] = {}
         self._lock = threading.Lock()
-        self.stats: dict[str, int] = {"sidecar": 0, "range": 0, "wheel": 0}
+        self.stats: dict[str, int] = {"cache": 0, "sidecar": 0, "range": 0, "wheel": 0}
 
     def _count(self, key: str) -> None:
         with self._lock:
@@ -162,7 +165,14 @@ class MetadataFetcher:
 
     def fetch(self, dist: DistFile) -> Metadata:
         assert dist.kind == "wheel"
-        raw = self._raw(dist)
+        sha = dist.sha256
+        raw = self.cache.get_metadata(sha) if self.cache is not None and sha else None
+        if raw is not None:
+            self._count("cache")
+        else:
+            raw = self._raw(dist)
+            if self.cache is not None and sha:
+                self.cache.put_metadata(sha, raw)
         md = parse_metadata(raw, dist.filename)
         if canonicalize_name(md.name) != dist.project or md.version != dist.version:
             raise MetadataError(
