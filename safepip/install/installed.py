@@ -92,10 +92,10 @@ def record_paths(dist: InstalledDist) -> list[str]:
     return out
 
 
-def file_owners(installed: dict[str, InstalledDist]) -> dict[str, str]:
-    """Map each recorded file to the distribution that owns it."""
-    owners: dict[str, str] = {}
+def file_owners(installed: dict[str, InstalledDist]) -> dict[str, set[str]]:
+    """Map each recorded file to the distributions whose RECORD lists it."""
+    owners: dict[str, set[str]] = {}
     for name, dist in installed.items():
         for p in record_paths(dist):
-            owners.setdefault(p, name)
+            owners.setdefault(p, set()).add(name)
     return owners

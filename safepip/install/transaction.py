@@ -76,7 +76,7 @@ def environment_lock(root: str, on_wait: Callable[[], None] | None = None) -> It
 class _Destination(SchemeDictionaryDestination):
     """installer's destination, writing under ``destdir`` with safepip's checks."""
 
-    def __init__(self, *, target: Target, stage: str, dist_name: str, owners: dict[str, str],
+    def __init__(self, *, target: Target, stage: str, dist_name: str, owners: dict[str, set[str]],
                  claimed: dict[str, str], filename: str) -> None:
         super().__init__(
             scheme_dict=dict(target.scheme),
@@ -111,8 +111,9 @@ class _Destination(SchemeDictionaryDestination):
         if os.path.islink(real):
             raise WheelError(self.filename, "symlinked-dir",
                              f"{real} is a symbolic link; refusing to write through it")
-        owner = self.owners.get(real)
-        if owner is not None and owner != self.dist_name:
+        others = sorted(self.owners.get(real, set()) - {self.dist_name})
+        if others:
+            owner = others[0]
             raise WheelError(self.filename, "file-conflict",
                              f"{path} belongs to the installed distribution {owner}",
                              hint=f"uninstall {owner} first if it should be replaced")
@@ -125,7 +126,7 @@ class _Destination(SchemeDictionaryDestination):
         return super().write_to_fs(scheme, path, stream, is_executable)
 
 
-def _stage_one(item: InstallItem, target: Target, stage: str, owners: dict[str, str],
+def _stage_one(item: InstallItem, target: Target, stage: str, owners: dict[str, set[str]],
                claimed: dict[str, str]) -> list[str]:
     from installer import install
     from installer.sources import WheelFile
@@ -160,7 +161,7 @@ def _cname(name: str) -> str:
     return canonicalize_name(name)
 
 
-def _old_files(dist: InstalledDist, target: Target, owners: dict[str, str]) -> list[str]:
+def _old_files(dist: InstalledDist, target: Target, owners: dict[str, set[str]]) -> list[str]:
     """Files of an installed version that may be removed: inside the scheme, its own."""
     bases = [(os.path.abspath(b), os.path.realpath(b)) for b in target.scheme.values()]
     out = []
@@ -168,9 +169,8 @@ def _old_files(dist: InstalledDist, target: Target, owners: dict[str, str]) -> l
         parent = os.path.realpath(os.path.dirname(p))
         if not any(_within(p, lex) and _within(parent, real) for lex, real in bases):
             continue  # outside the environment: never touched (row 31)
-        owner = owners.get(p)
-        if owner is not None and owner != dist.name:
-            continue
+        if owners.get(p, set()) - {dist.name}:
+            continue  # another distribution lists it too: it stays
         if os.path.isdir(p) and not os.path.islink(p):
             continue
         if os.path.lexists(p):
@@ -204,7 +204,7 @@ def run(items: list[InstallItem], target: Target, installed: dict[str, Installed
             shutil.rmtree(stage, ignore_errors=True)
 
 
-def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[str, str],
+def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[str, set[str]],
             fault: Callable[[int], None] | None) -> None:
     backup = tempfile.mkdtemp(prefix=".safepip-backup-", dir=target.root)
     moved: list[tuple[str, str]] = []
