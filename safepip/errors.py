@@ -42,7 +42,7 @@ class RequirementsFileError(SafepipError):
         self.line = line
 
 
-class IndexError_(SafepipError):  # noqa: N801 - avoid shadowing the builtin IndexError
+class IndexError_(SafepipError):
     """The package index could not be reached or answered something unusable."""
 
 

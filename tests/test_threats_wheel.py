@@ -124,7 +124,7 @@ def _differential(kind: str) -> Built:
     elif kind == "hidden-between":
         # hide an extra local file between the last member and the central directory
         eocd = data.rfind(b"PK\x05\x06")
-        cd_size, cd_off = struct.unpack("<II", data[eocd + 12:eocd + 20])
+        _cd_size, cd_off = struct.unpack("<II", data[eocd + 12:eocd + 20])
         hidden = b"PK\x03\x04" + b"\0" * 40
         data = data[:cd_off] + hidden + data[cd_off:]
         data = bytearray(data)

@@ -85,11 +85,8 @@ def record_paths(dist: InstalledDist) -> list[str]:
     text = _read_text(os.path.join(dist.dist_info, "RECORD"))
     if text is None:
         return []
-    out = []
-    for row in csv.reader(text.splitlines()):
-        if row and row[0]:
-            out.append(os.path.normpath(os.path.join(site, row[0])))
-    return out
+    return [os.path.normpath(os.path.join(site, row[0]))
+            for row in csv.reader(text.splitlines()) if row and row[0]]
 
 
 def file_owners(installed: dict[str, InstalledDist]) -> dict[str, set[str]]:

@@ -27,14 +27,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from installer.destinations import SchemeDictionaryDestination
-from installer.records import RecordEntry
-from installer.utils import Scheme
 
 from safepip.errors import InstallError, SafepipError, WheelError
 from safepip.install.installed import file_owners, record_paths
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    from installer.records import RecordEntry
+    from installer.utils import Scheme
 
     from safepip.install.wheel import WheelInfo
     from safepip.models import InstalledDist

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import posixpath
 import re
 import stat
@@ -151,7 +152,7 @@ def check_zip_structure(data: bytes, filename: str) -> None:
     # a member that announces one); anything else is hidden data another reader may see,
     # such as a second archive (CVE-2025-54368).
     bounds = [*((s_, e_, n_, d_) for s_, e_, n_, d_ in spans), (cd_off, cd_off, "", False)]
-    for (_s1, e1, n1, dd), (s2, _e2, n2, _d2) in zip(bounds, bounds[1:], strict=False):
+    for (_s1, e1, n1, dd), (s2, _e2, n2, _d2) in itertools.pairwise(bounds):
         if s2 < e1:
             raise _fail(filename, "zip-structure", f"members {n1!r} and {n2!r} overlap")
         gap = s2 - e1
@@ -199,12 +200,12 @@ def validate(data: bytes, sha256: str, filename: str, *, expected: Metadata | No
     zf = zipfile.ZipFile(io.BytesIO(data))
     zf.filename = filename  # installer's WheelFile wants a name for its messages
     names = zf.namelist()
-    for info in zf.infolist():
-        check_member_path(info.filename, filename)
-        mode = info.external_attr >> 16
+    for zinfo in zf.infolist():
+        check_member_path(zinfo.filename, filename)
+        mode = zinfo.external_attr >> 16
         if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
             kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
-            raise _fail(filename, "member-path", f"member {info.filename!r} is {kind}")
+            raise _fail(filename, "member-path", f"member {zinfo.filename!r} is {kind}")
 
     tops = {n.split("/", 1)[0] for n in names}
     dist_infos = [t for t in tops if t.endswith(".dist-info")]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
 from safepip.errors import ResolutionError
-from safepip.models import Pin
+from safepip.models import Candidate, Pin
 from safepip.resolve.provider import Options, Provider, Req
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="safepip-resolve") as pool:
         provider = Provider(index, metadata, opts, pool, user_names)
         provider.prefetch(reqs)
-        resolver: Resolver[Req, object, str] = Resolver(provider, BaseReporter())  # type: ignore[arg-type]
+        resolver: Resolver[Req, Candidate, str] = Resolver(provider, BaseReporter())
         try:
             result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as exc:
@@ -74,7 +74,7 @@ def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
     for cand in result.mapping.values():
         extras_by_name[cand.name] = extras_by_name.get(cand.name, frozenset()) | cand.extras
     for ident, cand in result.mapping.items():
-        if cand.name in seen or "[" in ident and cand.name in result.mapping:
+        if cand.name in seen or ("[" in ident and cand.name in result.mapping):
             continue
         seen.add(cand.name)
         pins.append(Pin(

@@ -15,22 +15,25 @@ trips.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from packaging.specifiers import SpecifierSet
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, parse_tag
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
 from safepip.errors import BuildRequiredError, MetadataError
 from safepip.models import Candidate
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from concurrent.futures import Future, ThreadPoolExecutor
+
     from packaging.requirements import Requirement
     from resolvelib.structs import Matches, RequirementInformation
 
@@ -89,7 +92,7 @@ class Options:
 
 class Provider(AbstractProvider[Req, Candidate, str]):
     def __init__(self, index: IndexClient, metadata: MetadataFetcher, opts: Options,
-                 pool: ThreadPoolExecutor, user_names: set[str]) -> None:
+                 pool: ThreadPoolExecutor, user_names: set[NormalizedName]) -> None:
         self.index = index
         self.metadata = metadata
         self.opts = opts
@@ -128,18 +131,19 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             if r.link:
                 continue
             fut = self.page_future(r.name)
-            fut.add_done_callback(lambda f, r=r: self._prefetch_best(r, f))
+            fut.add_done_callback(functools.partial(self._prefetch_best, r))
 
     def _prefetch_best(self, req: Req, fut: Future[ProjectPage | None]) -> None:
         try:
             page = fut.result()
-        except Exception:
+        except Exception:  # noqa: BLE001 - a prefetch failure surfaces when it is needed
             return
         if page is None or req.name in self.opts.installed:
             return
         for cand in self._candidates_from_page(page, [req], record=False):
             if cand.dist is not None and cand.dist.kind == "wheel":
-                self.metadata_future(cand.dist)
+                with contextlib.suppress(RuntimeError):  # the pool is already shut down
+                    self.metadata_future(cand.dist)
             break
 
     # -- candidates -----------------------------------------------------------------
@@ -165,7 +169,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 try:
                     ok = SpecifierSet(f.requires_python).contains(
                         self.opts.python_version, prereleases=True)
-                except Exception:
+                except InvalidSpecifier:
                     ok = False  # an unparsable Requires-Python is skipped, as pip does
                 if not ok:
                     if why is not None:
@@ -304,7 +308,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 try:
                     ok = SpecifierSet(md.requires_python).contains(
                         self.opts.python_version, prereleases=True)
-                except Exception:
+                except InvalidSpecifier:
                     ok = True
                 if not ok:
                     raise MetadataError(
@@ -350,6 +354,6 @@ def _is_direct(candidate: Candidate) -> bool:
 def _is_version(text: str) -> bool:
     try:
         Version(text)
-    except Exception:
+    except InvalidVersion:
         return False
     return True
