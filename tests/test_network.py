@@ -1,0 +1,82 @@
+"""Smoke tests against the real PyPI (marked ``network``): same answers as pip."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import run, site_packages
+
+pytestmark = pytest.mark.network
+
+SET30 = Path(__file__).parent / "data" / "set30.txt"
+
+
+def pip_picks(args: list[str], tmp_path: Path) -> dict[str, str]:
+    """What pip would install into a fresh 3.11 environment for ``args``."""
+    report = tmp_path / "pip-report.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+         "--only-binary", ":all:", "--quiet", "--report", str(report),
+         "--index-url", "https://pypi.org/simple/", *args],
+        check=True, env=env,
+    )
+    data = json.loads(report.read_text())
+    return {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
+            for i in data["install"]}
+
+
+def installed(venv: Path) -> dict[str, str]:
+    out = {}
+    for di in site_packages(venv).glob("*.dist-info"):
+        name, _, version = di.name[: -len(".dist-info")].rpartition("-")
+        out[name.lower().replace("_", "-")] = version
+    return out
+
+
+def pip_check(venv: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                    "check"], check=True, env=env)
+
+
+def test_requests_from_pypi(venv: Path, tmp_path: Path) -> None:
+    r = run("install", "requests")
+    assert r.code == 0, r.text
+    assert installed(venv) == pip_picks(["requests"], tmp_path)
+    pip_check(venv)
+    subprocess.run([str(venv / "bin" / "python"), "-c", "import requests"], check=True)
+
+
+def test_thirty_packages_match_pip(venv: Path, tmp_path: Path) -> None:
+    r = run("install", "-r", str(SET30))
+    assert r.code == 0, r.text
+    assert installed(venv) == pip_picks(["-r", str(SET30)], tmp_path)
+    pip_check(venv)
+    # C extensions built for this platform import on the host
+    subprocess.run([str(venv / "bin" / "python"), "-c",
+                    "import numpy, markupsafe._speedups, psutil, cryptography.hazmat.bindings._rust"
+                    "; numpy.arange(3).sum()"], check=True)
+    # a second run in the same environment has nothing to do
+    r = run("install", "-r", str(SET30))
+    assert r.code == 0 and "Nothing to do" in r.err
+
+
+def test_upgrade_and_dry_run_report(venv: Path, tmp_path: Path) -> None:
+    assert run("install", "idna==3.6").code == 0
+    out = tmp_path / "r.json"
+    r = run("install", "-U", "idna", "--dry-run", "--report", str(out))
+    assert r.code == 0, r.text
+    data = json.loads(out.read_text())
+    assert [i["metadata"]["name"] for i in data["install"]] == ["idna"]
+    assert installed(venv)["idna"] == "3.6"
+    assert run("install", "-U", "idna").code == 0
+    assert installed(venv)["idna"] == data["install"][0]["metadata"]["version"]
