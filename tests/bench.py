@@ -1,0 +1,191 @@
+"""``nox -s bench``: safepip against pip and uv on the same inputs, as ratios of one run.
+
+Scenarios (each: medians of --runs, fresh venv per run, venv creation not timed):
+- local mirror on 127.0.0.1 (filled once from PyPI with the 30-package set's wheels and
+  their PEP 658 sidecars), cold cache and warm cache;
+- PyPI itself, cold and warm;
+- ``safepip --version``.
+
+Usage: python tests/bench.py [--runs N] [--only local|pypi] [--set FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import html
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+HERE = Path(__file__).parent
+SET30 = HERE / "data" / "set30.txt"
+PYPI = "https://pypi.org/simple/"
+
+
+def clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIP_", "UV_", "SAFEPIP_")) and k != "VIRTUAL_ENV"}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["UV_NO_CONFIG"] = "1"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def bin_of(name: str) -> str:
+    path = shutil.which(name, path=os.path.dirname(sys.executable) + os.pathsep +
+                        os.environ.get("PATH", ""))
+    if not path:
+        raise SystemExit(f"{name} not found: run this through `nox -s bench`")
+    return path
+
+
+def build_mirror(root: Path, reqs: Path) -> None:
+    """Download the set's wheels with pip and lay them out as a PEP 503 index."""
+    files = root / "files"
+    files.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:",
+                    "-d", str(files), "-r", str(reqs), "--index-url", PYPI],
+                   check=True, env=clean_env())
+    projects: dict[str, list[Path]] = {}
+    for whl in sorted(files.glob("*.whl")):
+        name = whl.name.split("-")[0].lower().replace("_", "-").replace(".", "-")
+        projects.setdefault(name, []).append(whl)
+        with zipfile.ZipFile(whl) as zf:
+            md = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")
+                      and n.count("/") == 1)
+            (files / (whl.name + ".metadata")).write_bytes(zf.read(md))
+    simple = root / "simple"
+    for name, wheels in projects.items():
+        d = simple / name
+        d.mkdir(parents=True, exist_ok=True)
+        rows = []
+        for whl in wheels:
+            sha = hashlib.sha256(whl.read_bytes()).hexdigest()
+            msha = hashlib.sha256((files / (whl.name + ".metadata")).read_bytes()).hexdigest()
+            rows.append(f'<a href="../../files/{html.escape(whl.name)}#sha256={sha}" '
+                        f'data-dist-info-metadata="sha256={msha}" '
+                        f'data-core-metadata="sha256={msha}">{html.escape(whl.name)}</a>')
+        (d / "index.html").write_text("<html><body>\n" + "\n".join(rows) + "\n</body></html>")
+
+
+def serve(root: Path) -> tuple[ThreadingHTTPServer, str]:
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *a: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv, f"http://127.0.0.1:{srv.server_address[1]}/simple/"
+
+
+def fresh_venv(path: Path) -> Path:
+    if path.exists():
+        shutil.rmtree(path)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    return path / "bin" / "python"
+
+
+def commands(tool: str, py: Path, reqs: Path, index: str, cache: Path) -> list[str]:
+    if tool == "safepip":
+        return [bin_of("safepip"), "install", "-q", "--python", str(py), "-r", str(reqs),
+                "--index-url", index, "--cache-dir", str(cache), "--isolated"]
+    if tool == "pip":
+        return [sys.executable, "-m", "pip", "--python", str(py), "install", "-q",
+                "--only-binary", ":all:", "-r", str(reqs), "--index-url", index,
+                "--cache-dir", str(cache)]
+    return [bin_of("uv"), "pip", "install", "-q", "--python", str(py), "-r", str(reqs),
+            "--index-url", index, "--cache-dir", str(cache), "--only-binary", ":all:"]
+
+
+def timed(cmd: list[str]) -> float:
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, env=clean_env(), stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t
+
+
+def scenario(label: str, index: str, reqs: Path, runs: int, work: Path) -> dict[str, dict]:
+    results: dict[str, dict] = {}
+    for warm in (False, True):
+        key = f"{label} {'warm' if warm else 'cold'}"
+        times: dict[str, list[float]] = {"safepip": [], "pip": [], "uv": []}
+        for _ in range(runs):
+            # interleave the tools within each round so that drift hits all alike
+            for tool in times:
+                cache = work / f"cache-{label}-{tool}"
+                if not warm:
+                    shutil.rmtree(cache, ignore_errors=True)
+                elif not cache.exists():
+                    py = fresh_venv(work / "venv")
+                    timed(commands(tool, py, reqs, index, cache))  # fill the cache
+                py = fresh_venv(work / "venv")
+                times[tool].append(timed(commands(tool, py, reqs, index, cache)))
+        med = {t: statistics.median(v) for t, v in times.items()}
+        results[key] = {
+            "median_s": {t: round(v, 3) for t, v in med.items()},
+            "safepip/uv": round(med["safepip"] / med["uv"], 2),
+            "safepip/pip": round(med["safepip"] / med["pip"], 2),
+            "runs": runs,
+        }
+        print(f"{key:>12}: safepip {med['safepip']:.2f}s  pip {med['pip']:.2f}s  "
+              f"uv {med['uv']:.2f}s  | safepip/uv {results[key]['safepip/uv']:.2f}  "
+              f"safepip/pip {results[key]['safepip/pip']:.2f}", flush=True)
+    return results
+
+
+def version_time(runs: int) -> float:
+    exe = bin_of("safepip")
+    ts = []
+    for _ in range(max(5, runs)):
+        t = time.perf_counter()
+        subprocess.run([exe, "--version"], check=True, stdout=subprocess.DEVNULL)
+        ts.append(time.perf_counter() - t)
+    return statistics.median(ts)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--only", choices=["local", "pypi"])
+    ap.add_argument("--set", type=Path, default=SET30)
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="safepip-bench-"))
+    out: dict[str, object] = {}
+    try:
+        for tool in ("pip", "uv"):
+            v = subprocess.run([*(["uv"] if tool == "uv" else [sys.executable, "-m", "pip"]),
+                                "--version"], capture_output=True, text=True,
+                               env=clean_env()).stdout.strip()
+            print(f"{tool}: {v}")
+        if args.only in (None, "local"):
+            mirror = work / "mirror"
+            build_mirror(mirror, args.set)
+            srv, url = serve(mirror)
+            try:
+                out.update(scenario("local", url, args.set, args.runs, work))
+            finally:
+                srv.shutdown()
+        if args.only in (None, "pypi"):
+            out.update(scenario("pypi", PYPI, args.set, args.runs, work))
+        vt = version_time(args.runs)
+        out["safepip --version s"] = round(vt, 3)
+        print(f"safepip --version: {vt * 1000:.0f} ms")
+        if args.json:
+            args.json.write_text(json.dumps(out, indent=2))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
