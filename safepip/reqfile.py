@@ -200,19 +200,21 @@ def read_file(path: str, rs: RequirementSet, *, constraint: bool = False,
     for lineno, line in _logical_lines(text):
         source = f"{path}:{lineno}"
         line = _expand(line)
-        try:
-            tokens = shlex.split(line, posix=True)
-        except ValueError as exc:
-            raise RequirementsFileError(path, lineno, f"cannot parse: {exc}") from exc
-        if not tokens:
-            continue
-        if tokens[0].startswith("-") and not tokens[0].startswith("--hash"):
+        if line.startswith("-"):
+            try:
+                tokens = shlex.split(line, posix=True)
+            except ValueError as exc:
+                raise RequirementsFileError(path, lineno, f"cannot parse: {exc}") from exc
             _option_line(tokens, path, lineno, base, rs, constraint, depth)
             continue
-        # a requirement, possibly followed by per-requirement options
-        req_parts: list[str] = []
+        # a requirement, then per-requirement options from the first word starting with
+        # "-" (as pip splits it); the requirement keeps its quotes
+        words = line.split()
+        cut = next((i for i, w in enumerate(words) if w.startswith("-")), len(words))
+        req_text = " ".join(words[:cut])
+        tokens = ["", *words[cut:]]
         hashes: dict[str, set[str]] = {}
-        i = 0
+        i = 1
         while i < len(tokens):
             tok = tokens[i]
             if tok.startswith("--hash"):
@@ -229,14 +231,14 @@ def read_file(path: str, rs: RequirementSet, *, constraint: bool = False,
                         path, lineno, f"--hash {algo}: unsupported hash algorithm",
                         hint="use sha256, sha384 or sha512")
                 hashes.setdefault(algo, set()).add(digest.lower())
-            elif tok.startswith("--global-option") or tok.startswith("--config-settings"):
+            elif tok.startswith(("--global-option", "--config-settings")):
                 raise RequirementsFileError(path, lineno, f"{tok}: build options are not "
                                             "supported (nothing is built)")
             else:
-                req_parts.append(tok)
+                raise RequirementsFileError(path, lineno,
+                                            f"unknown option {tok} after a requirement")
             i += 1
-        text_req = " ".join(req_parts)
-        ur = parse_requirement(text_req, source, base,
+        ur = parse_requirement(req_text, source, base,
                                {k: frozenset(v) for k, v in hashes.items()})
         (rs.constraints if constraint else rs.requirements).append(ur)
 

@@ -67,6 +67,10 @@ def make_dist(
     provenance: str | None = None,
 ) -> DistFile | None:
     """A ``DistFile`` for a listed file, or None when the entry is unusable."""
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("http", "https") and not (
+            scheme == "file" and index_url.startswith("file:")):
+        return None  # only a local (file:) index may point at local files
     if "/" in filename or "\\" in filename or filename in ("", ".", ".."):
         return None
     try:

@@ -1,0 +1,126 @@
+"""Where safepip installs: venv discovery, --system and PEP 668, --user, --prefix, locking."""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from safepip import target as target_mod
+from tests.conftest import run, site_packages
+from tests.factory import make_wheel
+from tests.indexserver import LocalIndex
+
+
+def test_python_flag_with_env_dir(index: LocalIndex, venv: Path, safepip,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VIRTUAL_ENV")
+    index.add(make_wheel("lib"))
+    r = safepip("install", "--python", str(venv), "lib")
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "lib-1.0.dist-info").is_dir()
+
+
+def test_bad_virtual_env(index: LocalIndex, safepip, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIRTUAL_ENV", str(tmp_path / "nope"))
+    r = safepip("install", "lib")
+    assert r.code == 1
+    assert "holds no Python interpreter" in r.err
+
+
+def test_base_interpreter_is_not_a_venv(index: LocalIndex, safepip) -> None:
+    base = getattr(sys, "_base_executable", sys.executable)
+    r = safepip("install", "--python", base, "lib")
+    assert r.code == 1
+    assert "is not a virtual environment's interpreter" in r.err
+    assert "--system" in r.err
+
+
+def _fake_system(monkeypatch: pytest.MonkeyPatch, venv: Path, stdlib: Path) -> None:
+    """Make the probe report ``venv`` as a system interpreter whose stdlib is ``stdlib``."""
+    real = target_mod.probe
+
+    def probe(exe: str) -> target_mod.Interpreter:
+        interp = real(exe)
+        return dataclasses.replace(interp, base_prefix=interp.prefix, stdlib=str(stdlib))
+
+    monkeypatch.setattr(target_mod, "probe", probe)
+    monkeypatch.setattr(target_mod.shutil, "which", lambda name: str(venv / "bin" / "python"))
+
+
+def test_pep668_externally_managed(index: LocalIndex, venv: Path, safepip, clean,
+                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    stdlib = tmp_path / "stdlib"
+    stdlib.mkdir()
+    (stdlib / "EXTERNALLY-MANAGED").write_text("[externally-managed]\nError=use apt\n")
+    _fake_system(monkeypatch, venv, stdlib)
+    monkeypatch.delenv("VIRTUAL_ENV")
+    index.add(make_wheel("lib"))
+    with clean():
+        r = safepip("install", "--system", "lib")
+    assert r.code == 1
+    assert "externally managed (PEP 668" in r.err
+    assert "--break-system-packages" in r.err
+    r = safepip("install", "--system", "--break-system-packages", "lib")
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "lib-1.0.dist-info").is_dir()
+
+
+def test_prefix_and_user(index: LocalIndex, venv: Path, safepip, tmp_path: Path,
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    index.add(make_wheel("lib", entry_points={"console_scripts": {"libcli": "lib:main"}}))
+    prefix = tmp_path / "pfx"
+    r = safepip("install", "--prefix", str(prefix), "lib")
+    assert r.code == 0, r.text
+    assert list(prefix.glob("lib/python3*/site-packages/lib/__init__.py"))
+    assert (prefix / "bin" / "libcli").exists()
+    r = safepip("install", "--user", "lib")
+    assert r.code == 1
+    assert "--user cannot be used inside a virtual environment" in r.err
+
+
+def test_python_dash_m(index: LocalIndex, venv: Path) -> None:
+    index.add(make_wheel("lib"))
+    env = dict(os.environ)
+    out = subprocess.run([sys.executable, "-m", "safepip", "install", "-q", "-i", index.url,
+                          "lib"], capture_output=True, text=True, env=env)
+    assert out.returncode == 0, out.stderr
+    assert (site_packages(venv) / "lib-1.0.dist-info").is_dir()
+
+
+def test_version_and_help() -> None:
+    out = subprocess.run([sys.executable, "-m", "safepip", "--version"], capture_output=True,
+                         text=True)
+    assert out.stdout.startswith("safepip ")
+    r = run()
+    assert r.code == 2 and "install" in r.err
+    out = subprocess.run([sys.executable, "-m", "safepip", "install", "--help"],
+                         capture_output=True, text=True)
+    assert "--require-hashes" in out.stdout and "examples:" in out.stdout
+
+
+def test_row28_second_install_waits_for_the_first(index: LocalIndex, venv: Path) -> None:
+    index.add(make_wheel("lib"))
+    fd = os.open(venv, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "safepip", "install", "-i", index.url,
+                                 "lib"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        time.sleep(3)  # long enough for the install to have finished, were it not waiting
+        assert proc.poll() is None, "the second install did not wait"
+        assert not (site_packages(venv) / "lib-1.0.dist-info").exists()
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "waiting for another safepip" in err
+    assert (site_packages(venv) / "lib-1.0.dist-info").is_dir()
