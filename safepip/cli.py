@@ -244,10 +244,14 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
         old = outcome.replaced.get(pin.name)
         mark = "~" if old is not None else "+"
         label = f"{pin.name} {pin.version}"
-        how = ", ".join(art.verified_by) if art.verified_by else "no hash known"
+        sources = [v.replace("the index ", "index ").replace("--hash ", "--hash ")
+                   for v in art.verified_by if not v.startswith("none")]
+        hash_note = f"sha256 ✓ {'+'.join(sources)}" if sources else "sha256 ✗ no hash known"
         change = f"  (was {old})" if old is not None else ""
-        ui.info(f" {mark} {label:<{width}}  sha256 ✓ ({how}); RECORD ✓; not attested "
-                f"(attestations not checked yet){change}")
+        ui.info(f" {mark} {label:<{width}}  {hash_note} · wheel checked{change}")
+    ui.info("   (PEP 740 attestations are not checked yet)")
+    for problem in outcome.broken:
+        ui.warn(problem)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

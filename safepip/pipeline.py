@@ -59,6 +59,7 @@ class Outcome:
     replaced: dict[str, Version]
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     metadata_stats: dict[str, int] = field(default_factory=dict)
 
@@ -210,7 +211,31 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
                     on_wait=lambda: ui.info("waiting for another safepip using this "
                                             "environment..."))
     outcome.timings["install"] = time.perf_counter() - t_dl
+    outcome.broken = check_environment(target, markers)
     return outcome
+
+
+def check_environment(target: Target, markers: dict[str, str]) -> list[str]:
+    """Unmet dependencies among what is installed now (pip check's warnings)."""
+    from safepip.errors import MetadataError
+
+    now = installed_mod.scan(target)
+    problems = []
+    for name, dist in sorted(now.items()):
+        try:
+            md = installed_mod.read_metadata(dist)
+        except (OSError, MetadataError):
+            continue
+        for req in md.requires_dist:
+            if req.marker is not None and not req.marker.evaluate(dict(markers, extra="")):
+                continue
+            dep = now.get(canonicalize_name(req.name))
+            if dep is None:
+                problems.append(f"{name} {dist.version} requires {req}, which is not installed")
+            elif not req.specifier.contains(dep.version, prereleases=True):
+                problems.append(f"{name} {dist.version} requires {req}, but {dep.name} "
+                                f"{dep.version} is installed")
+    return problems
 
 
 def requested_extras(reqs: RequirementSet) -> dict[str, list[str]]:

@@ -48,6 +48,7 @@ class LocalIndex:
     redirects: dict[str, str] = field(default_factory=dict)
     log: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     raw_pages: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    fail_next: dict[str, int] = field(default_factory=dict)  # path -> how many 503s
     port: int = 0
     _server: ThreadingHTTPServer | None = None
 
@@ -138,6 +139,10 @@ class LocalIndex:
             def do_GET(self) -> None:
                 path = self.path.split("?")[0]
                 index.log.append((path, dict(self.headers.items())))
+                if index.fail_next.get(path, 0) > 0:
+                    index.fail_next[path] -= 1
+                    self._send(503, b"try again")
+                    return
                 if path in index.redirects:
                     self._send(302, b"", headers={"Location": index.redirects[path]})
                     return

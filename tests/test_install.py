@@ -269,3 +269,21 @@ def test_backtracking(index: LocalIndex, venv: Path, safepip) -> None:
     assert r.code == 0, r.text
     sp = site_packages(venv)
     assert (sp / "app-1.0.dist-info").is_dir()
+
+
+def test_broken_dependency_is_warned(index: LocalIndex, venv: Path, safepip) -> None:
+    index.add(make_wheel("app", "1.0", requires=["lib<2"]))
+    index.add(make_wheel("lib", "1.0"))
+    index.add(make_wheel("lib", "2.0"))
+    assert safepip("install", "app").code == 0
+    r = safepip("install", "lib==2.0")
+    assert r.code == 0, r.text
+    assert "app 1.0 requires lib<2, but lib 2.0 is installed" in r.err
+
+
+def test_server_errors_are_retried(index: LocalIndex, venv: Path, safepip) -> None:
+    index.add(make_wheel("lib"))
+    index.fail_next["/simple/lib/"] = 2
+    r = safepip("install", "lib")
+    assert r.code == 0, r.text
+    assert len(index.requests_for("/simple/lib/")) == 3
