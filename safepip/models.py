@@ -90,6 +90,8 @@ class Artifact:
     verified_by: tuple[str, ...]  # e.g. ("the index sha256", "--hash sha256")
     from_cache: bool = False
     size: int = 0
+    # the verified bytes themselves: validated and installed from this very buffer
+    data: bytes = field(default=b"", repr=False, compare=False)
 
 
 @dataclass(frozen=True)

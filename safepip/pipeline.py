@@ -126,7 +126,7 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     for r in rs.requirements:
         for algo, digests in r.hashes.items():
             downloader.require_hashes(r.name, algo, set(digests))
-    metadata = MetadataFetcher(http, downloader.path_for, cache)
+    metadata = MetadataFetcher(http, downloader.data_for, cache)
 
     user_reqs = [Req.from_requirement(r.req, r.source, r.link) for r in rs.requirements]
     constraints: dict[str, list[Req]] = {}
@@ -194,22 +194,24 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     items = []
     for pin in to_install:
         art = outcome.artifacts[pin.name]
-        with open(art.path, "rb") as f:
-            data = f.read()
-        info = validate(data, art.sha256, art.dist.filename, expected=pin.metadata,
+        info = validate(art.data, art.dist.filename, expected=pin.metadata,
                         allow_pth=request.allow_pth)
         outcome.warnings.extend(info.warnings)
+        unpacked = cache.unpacked_path(art.sha256) if cache.root else None
         items.append(transaction.InstallItem(
             wheel=info,
             requested=pin.requested,
             replaces=installed.get(pin.name),
             direct_url=art.dist.url if art.dist.index_url == "" else None,
+            unpacked=unpacked,
+            unpack_to=cache.new_unpacked(art.sha256) if cache.root and not unpacked else None,
         ))
     for w in outcome.warnings:
         ui.warn(w)
-    transaction.run(items, target, installed,
-                    on_wait=lambda: ui.info("waiting for another safepip using this "
-                                            "environment..."))
+    for w in transaction.run(items, target, installed,
+                             on_wait=lambda: ui.info("waiting for another safepip using "
+                                                     "this environment...")):
+        ui.warn(w)
     outcome.timings["install"] = time.perf_counter() - t_dl
     outcome.broken = check_environment(target, markers)
     return outcome

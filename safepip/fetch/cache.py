@@ -25,14 +25,6 @@ import time
 from typing import Any
 
 
-def sha256_file(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1024 * 1024):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class Cache:
     """A cache rooted at ``root``; ``root=None`` disables persistence (``--no-cache``)."""
 
@@ -78,6 +70,16 @@ class Cache:
         if self._stage is None:
             return
         put = os.path.join(self._stage, "put")
+        unpacked = os.path.join(put, "unpacked")
+        if self.root is not None and os.path.isdir(unpacked):
+            # unpacked wheels move as whole directories (replacing a stale entry)
+            os.makedirs(os.path.join(self.root, "unpacked"), exist_ok=True)
+            for entry in os.listdir(unpacked):
+                dst = os.path.join(self.root, "unpacked", entry)
+                if os.path.lexists(dst):
+                    shutil.rmtree(dst, ignore_errors=True)
+                os.replace(os.path.join(unpacked, entry), dst)
+            os.rmdir(unpacked)
         if self.root is not None and os.path.isdir(put):
             for dirpath, _dirs, files in os.walk(put):
                 for fn in files:
@@ -126,7 +128,7 @@ class Cache:
         return dst
 
     def blob_path(self, sha256: str) -> str | None:
-        """The path of a blob with this digest, re-verified; None when absent or corrupt."""
+        """The path of a blob with this digest, or None; the caller verifies its bytes."""
         rel = self._blob_rel(sha256)
         candidates = []
         if self._stage is not None:
@@ -135,9 +137,33 @@ class Cache:
         if final is not None:
             candidates.append(final)
         for path in candidates:
-            if os.path.isfile(path) and sha256_file(path) == sha256:
+            if os.path.isfile(path):
                 return path
         return None
+
+    # -- unpacked wheels ---------------------------------------------------------------
+
+    def unpacked_path(self, wheel_sha256: str) -> str | None:
+        """A complete unpacked entry for this wheel (its files are checked on use)."""
+        from safepip.install.unpacked import COMPLETE
+
+        rel = os.path.join("unpacked", wheel_sha256)
+        paths = [self._staged(rel)] if self._stage is not None else []
+        final = self._final(rel)
+        if final is not None:
+            paths.append(final)
+        for path in paths:
+            if os.path.isfile(os.path.join(path, COMPLETE)):
+                return path
+        return None
+
+    def new_unpacked(self, wheel_sha256: str) -> str:
+        """Where to unpack this wheel (staged: it reaches the cache only on success)."""
+        path = self._staged(os.path.join("unpacked", wheel_sha256))
+        if os.path.lexists(path):
+            shutil.rmtree(path)
+        os.makedirs(path)
+        return path
 
     # -- core metadata of wheels, by the wheel's sha256 ---------------------------------
 

@@ -80,6 +80,9 @@ class Downloader:
     def path_for(self, dist: DistFile) -> str:
         return self.get(dist).path
 
+    def data_for(self, dist: DistFile) -> bytes:
+        return self.get(dist).data
+
     def _expected(self, dist: DistFile) -> list[tuple[str, set[str], str]]:
         """(algorithm, acceptable digests, who says so) that the bytes must satisfy."""
         checks: list[tuple[str, set[str], str]] = []
@@ -98,9 +101,15 @@ class Downloader:
         )
         if known:
             cached = self.cache.blob_path(known)
-            if cached is not None and self._satisfies(cached, checks) is None:
-                return Artifact(cached, known, dist, verified_by, from_cache=True,
-                                size=os.path.getsize(cached))
+            if cached is not None:
+                # read once, verify that buffer: it is the one that is validated and
+                # installed (a corrupt cache entry is simply downloaded again)
+                with open(cached, "rb") as f:
+                    data = f.read()
+                if self._satisfies(data, checks) is None and hashlib.sha256(
+                        data).hexdigest() == known:
+                    return Artifact(cached, known, dist, verified_by, from_cache=True,
+                                    size=len(data), data=data)
         last: SafepipError | None = None
         for _attempt in range(MAX_ATTEMPTS):
             try:
@@ -111,15 +120,9 @@ class Downloader:
         raise last
 
     @staticmethod
-    def _satisfies(path: str, checks: list[tuple[str, set[str], str]]) -> str | None:
-        algos = {a for a, _, _ in checks}
-        hs = {a: hashlib.new(a) for a in algos}
-        with open(path, "rb") as f:
-            while chunk := f.read(1024 * 1024):
-                for h in hs.values():
-                    h.update(chunk)
+    def _satisfies(data: bytes, checks: list[tuple[str, set[str], str]]) -> str | None:
         for algo, digests, _who in checks:
-            if hs[algo].hexdigest() not in digests:
+            if hashlib.new(algo, data).hexdigest() not in digests:
                 return algo
         return None
 
@@ -141,10 +144,12 @@ class Downloader:
                 total = int(declared) if declared and declared.isdigit() else dist.size
                 self.progress.start(dist.url, dist.filename, total)
                 got = 0
+                chunks: list[bytes] = []
                 with os.fdopen(fd, "wb") as out:
                     fd = -1
                     for chunk in resp.iter_chunks():
                         out.write(chunk)
+                        chunks.append(chunk)
                         for h in hs.values():
                             h.update(chunk)
                         got += len(chunk)
@@ -163,7 +168,8 @@ class Downloader:
             sha = hs["sha256"].hexdigest()
             path = self.cache.put_blob(tmp, sha)
             ok = True
-            return Artifact(path, sha, dist, verified_by or ("none: no hash known",), size=got)
+            return Artifact(path, sha, dist, verified_by or ("none: no hash known",), size=got,
+                            data=b"".join(chunks))
         finally:
             if fd >= 0:
                 os.close(fd)

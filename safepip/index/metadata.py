@@ -148,7 +148,7 @@ class MetadataFetcher:
     """Get a wheel's core metadata by the cheapest way that works."""
 
     def __init__(self, http: HttpClient,
-                 download: Callable[[DistFile], str] | None = None,
+                 download: Callable[[DistFile], bytes] | None = None,
                  cache: Cache | None = None) -> None:
         self.http = http
         self.download = download
@@ -214,9 +214,9 @@ class MetadataFetcher:
                     self._no_ranges.add(host_key)
         if self.download is None:
             raise MetadataError(f"{dist.filename}: no way to read its metadata")
-        path = self.download(dist)
+        data = self.download(dist)
         self._count("wheel")
-        with zipfile.ZipFile(path) as zf:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
             return metadata_from_wheel_zip(zf, dist)
 
     def _by_range(self, dist: DistFile) -> bytes:

@@ -13,16 +13,20 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import fcntl
+import hashlib
 import io
 import json
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -35,6 +39,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
     from installer.records import RecordEntry
+    from installer.sources import WheelSource
     from installer.utils import Scheme
 
     from safepip.install.wheel import WheelInfo
@@ -50,6 +55,8 @@ class InstallItem:
     requested: bool
     replaces: InstalledDist | None = None
     direct_url: str | None = None
+    unpacked: str | None = None  # a complete unpacked cache entry to copy from
+    unpack_to: str | None = None  # where to unpack the wheel for the cache first
 
 
 def _within(path: str, root: str) -> bool:
@@ -75,84 +82,158 @@ def environment_lock(root: str, on_wait: Callable[[], None] | None = None) -> It
 
 
 class _Destination(SchemeDictionaryDestination):
-    """installer's destination, writing under ``destdir`` with safepip's checks."""
+    """installer's destination, writing under a staging directory with safepip's checks.
 
-    def __init__(self, *, target: Target, stage: str, dist_name: str, owners: dict[str, set[str]],
-                 claimed: dict[str, str], filename: str) -> None:
+    Each file is hashed while it is written and compared with the wheel's RECORD entry
+    for it (the one decompression of that member), so a file whose bytes differ from
+    RECORD stops the install before anything reaches the environment.
+    """
+
+    def __init__(self, *, target: Target, stage: str, wheel: WheelInfo,
+                 owners: dict[str, set[str]], claimed: dict[str, str],
+                 lock: threading.Lock) -> None:
         super().__init__(
             scheme_dict=dict(target.scheme),
             interpreter=target.interpreter.executable,
             script_kind="posix",
             destdir=stage,
         )
-        self.target = target
-        self.dist_name = dist_name
+        self.stage = stage
+        self.wheel = wheel
+        self.dist_name = _cname(wheel.name)
+        self.filename = wheel.filename
         self.owners = owners
         self.claimed = claimed
-        self.filename = filename
+        self.lock = lock
+        self.bases = {k: os.path.abspath(v) for k, v in target.scheme.items()}
+        self.real_bases = {k: os.path.realpath(v) for k, v in target.scheme.items()}
+        self.checked_dirs: set[str] = set()
+        self.made_dirs: set[str] = set()
         self.written: list[str] = []
 
-    def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO,
-                    is_executable: bool) -> RecordEntry:
-        base = os.path.abspath(self.scheme_dict[scheme])
-        real = os.path.abspath(os.path.join(base, path))
-        if not _within(real, base):
-            raise WheelError(self.filename, "member-path",
-                             f"{path!r} would be written outside {scheme}")
-        # the nearest existing ancestor must really be inside the scheme directory: a
-        # symlinked directory must not carry the write elsewhere (row 2)
-        anc = os.path.dirname(real)
+    def _member(self, scheme: str, path: str) -> str:
+        if scheme == self.wheel.root_scheme:
+            return path
+        return f"{self.wheel.data_dir}/{scheme}/{path}"
+
+    def _check_dir(self, directory: str, scheme: str) -> None:
+        """The nearest existing ancestor must really lie in the scheme directory (row 2)."""
+        if directory in self.checked_dirs:
+            return
+        anc = directory
         while not os.path.lexists(anc) and anc != os.path.dirname(anc):
             anc = os.path.dirname(anc)
-        if _within(anc, base) and not _within(os.path.realpath(anc),
-                                              os.path.realpath(base)):
+        if _within(anc, self.bases[scheme]) and not _within(os.path.realpath(anc),
+                                                            self.real_bases[scheme]):
             raise WheelError(self.filename, "symlinked-dir",
                              f"{anc} is a link to {os.path.realpath(anc)}, outside the "
                              "environment; refusing to write through it")
+        self.checked_dirs.add(directory)
+
+    def write_to_fs(self, scheme: Scheme, path: str, stream: BinaryIO,
+                    is_executable: bool) -> RecordEntry:
+        from installer.records import Hash, RecordEntry
+
+        base = self.bases[scheme]
+        real = os.path.normpath(os.path.join(base, path))
+        if not _within(real, base):
+            raise WheelError(self.filename, "member-path",
+                             f"{path!r} would be written outside {scheme}")
+        self._check_dir(os.path.dirname(real), scheme)
         if os.path.islink(real):
             raise WheelError(self.filename, "symlinked-dir",
                              f"{real} is a symbolic link; refusing to write through it")
         others = sorted(self.owners.get(real, set()) - {self.dist_name})
         if others:
-            owner = others[0]
             raise WheelError(self.filename, "file-conflict",
-                             f"{path} belongs to the installed distribution {owner}",
-                             hint=f"uninstall {owner} first if it should be replaced")
-        other = self.claimed.get(real)
-        if other is not None and other != self.dist_name:
+                             f"{path} belongs to the installed distribution {others[0]}",
+                             hint=f"uninstall {others[0]} first if it should be replaced")
+        with self.lock:
+            other = self.claimed.setdefault(real, self.dist_name)
+        if other != self.dist_name:
             raise WheelError(self.filename, "file-conflict",
                              f"{path} is also installed by {other} in this same install")
-        self.claimed[real] = self.dist_name
+        expected = None if scheme == "scripts" else self.wheel.record.get(
+            self._member(scheme, path))
+        algo = expected[0] if expected else "sha256"
+        h = hashlib.new(algo)
+        h256 = h if algo == "sha256" else hashlib.sha256()
+        staged = self.stage + real
+        parent = os.path.dirname(staged)
+        if parent not in self.made_dirs:
+            os.makedirs(parent, exist_ok=True)
+            self.made_dirs.add(parent)
+        size = 0
+        with open(staged, "xb") as f:
+            while chunk := stream.read(1024 * 1024):
+                f.write(chunk)
+                h.update(chunk)
+                if h256 is not h:
+                    h256.update(chunk)
+                size += len(chunk)
+        if is_executable:
+            os.chmod(staged, 0o755)
+        if expected is not None:
+            digest = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+            if digest != expected[1] or size != expected[2]:
+                raise WheelError(self.filename, "record",
+                                 f"hash / size of {self._member(scheme, path)} didn't match "
+                                 "RECORD")
         self.written.append(real)
-        return super().write_to_fs(scheme, path, stream, is_executable)
+        return RecordEntry(path, Hash("sha256", base64.urlsafe_b64encode(
+            h256.digest()).rstrip(b"=").decode()), size)
 
 
 def _stage_one(item: InstallItem, target: Target, stage: str, owners: dict[str, set[str]],
-               claimed: dict[str, str]) -> list[str]:
-    from installer import install
-    from installer.sources import WheelFile
+               claimed: dict[str, str], lock: threading.Lock) -> list[str]:
+    """Stage one wheel: from its unpacked cache entry when there is a good one."""
+    from safepip.install.unpacked import UnpackedSource, unpack
 
     w = item.wheel
-    dest = _Destination(target=target, stage=stage, dist_name=_cname(w.name), owners=owners,
-                        claimed=claimed, filename=w.filename)
+    if item.unpacked is not None:
+        dest = _Destination(target=target, stage=stage, wheel=w, owners=owners,
+                            claimed=claimed, lock=lock)
+        try:
+            return _install_from(UnpackedSource(w, item.unpacked), dest, item)
+        except (WheelError, OSError) as exc:
+            if isinstance(exc, WheelError) and exc.rule != "record":
+                raise
+            # the cache entry was changed or damaged: forget what it staged and use
+            # the verified wheel itself (a fresh entry replaces it if the run succeeds)
+            for real in dest.written:
+                with contextlib.suppress(OSError):
+                    os.unlink(stage + real)
+                with lock:
+                    claimed.pop(real, None)
+    if item.unpack_to is not None:
+        unpack(w, item.unpack_to)
+        dest = _Destination(target=target, stage=stage, wheel=w, owners=owners,
+                            claimed=claimed, lock=lock)
+        return _install_from(UnpackedSource(w, item.unpack_to), dest, item)
+    from installer.sources import WheelFile
+
+    dest = _Destination(target=target, stage=stage, wheel=w, owners=owners, claimed=claimed,
+                        lock=lock)
+    with zipfile.ZipFile(io.BytesIO(w.data)) as zf:
+        zf.filename = w.filename
+        return _install_from(WheelFile(zf), dest, item)
+
+
+def _install_from(source: WheelSource, dest: _Destination, item: InstallItem) -> list[str]:
+    from installer import install
+
     extra: dict[str, bytes] = {"INSTALLER": b"safepip\n"}
     if item.requested:
         extra["REQUESTED"] = b""
     if item.direct_url:
         extra["direct_url.json"] = json.dumps({"url": item.direct_url, "archive_info": {}}
                                               ).encode()
-    with zipfile.ZipFile(io.BytesIO(w.data)) as zf:
-        zf.filename = w.filename
-        source = WheelFile(zf)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            try:
-                install(source, dest, extra)
-            except SafepipError:
-                raise
-            except (ValueError, KeyError, OSError) as exc:
-                raise WheelError(w.filename, "install", str(exc)) from exc
-        w.warnings.extend(str(c.message) for c in caught)
+    try:
+        install(source, dest, extra)
+    except SafepipError:
+        raise
+    except (ValueError, KeyError) as exc:
+        raise WheelError(item.wheel.filename, "install", str(exc)) from exc
     return dest.written
 
 
@@ -187,8 +268,8 @@ def _old_files(dist: InstalledDist, target: Target, owners: dict[str, set[str]])
 
 def run(items: list[InstallItem], target: Target, installed: dict[str, InstalledDist],
         on_wait: Callable[[], None] | None = None,
-        fault: Callable[[int], None] | None = None) -> None:
-    """Install ``items`` into ``target`` as one transaction.
+        fault: Callable[[int], None] | None = None) -> list[str]:
+    """Install ``items`` into ``target`` as one transaction; return installer's warnings.
 
     ``fault`` is a test hook called before each file is committed (with the count so far).
     """
@@ -198,9 +279,18 @@ def run(items: list[InstallItem], target: Target, installed: dict[str, Installed
         stage = tempfile.mkdtemp(prefix=".safepip-stage-", dir=target.root)
         try:
             claimed: dict[str, str] = {}
-            for item in items:
-                _stage_one(item, target, stage, owners, claimed)
+            lock = threading.Lock()
+            # wheels are staged in parallel: zlib, hashing and file writes release the GIL.
+            # Warnings (installer skips __pycache__ members with one) are caught here, in
+            # one place, since catch_warnings is process-wide state.
+            with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(
+                    max_workers=int(os.environ.get("SAFEPIP_STAGE_JOBS", "8"))) as pool:
+                warnings.simplefilter("always")
+                for fut in [pool.submit(_stage_one, item, target, stage, owners, claimed,
+                                        lock) for item in items]:
+                    fut.result()
             _commit(items, target, stage, owners, fault)
+            return [str(c.message) for c in caught]
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -210,7 +300,7 @@ def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[s
     backup = tempfile.mkdtemp(prefix=".safepip-backup-", dir=target.root)
     moved: list[tuple[str, str]] = []
     created: list[str] = []
-    made_dirs: list[str] = []
+    made_trees: list[str] = []
     emptied: set[str] = set()
     n = 0
 
@@ -228,22 +318,28 @@ def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[s
                 for p in _old_files(item.replaces, target, owners):
                     move_aside(p)
         count = 0
-        for dirpath, _dirs, files in os.walk(stage):
+        for dirpath, dirs, files in os.walk(stage):
+            real_dir = os.sep + os.path.relpath(dirpath, stage) if dirpath != stage else os.sep
+            keep = []
+            for d in dirs:
+                real = os.path.join(real_dir, d)
+                if os.path.lexists(real):
+                    keep.append(d)
+                    continue
+                # a directory that does not exist yet moves in as a whole (one rename)
+                if fault is not None:
+                    fault(count)
+                os.replace(os.path.join(dirpath, d), real)
+                made_trees.append(real)
+                count += 1
+            dirs[:] = keep
             for fn in files:
                 src = os.path.join(dirpath, fn)
-                real = os.sep + os.path.relpath(src, stage)
+                real = os.path.join(real_dir, fn)
                 if fault is not None:
                     fault(count)
                 if os.path.lexists(real):
                     move_aside(real)
-                parent = os.path.dirname(real)
-                missing = []
-                while not os.path.exists(parent):
-                    missing.append(parent)
-                    parent = os.path.dirname(parent)
-                for d in reversed(missing):
-                    os.mkdir(d)
-                    made_dirs.append(d)
                 os.replace(src, real)
                 created.append(real)
                 count += 1
@@ -251,9 +347,8 @@ def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[s
         for path in reversed(created):
             with contextlib.suppress(OSError):
                 os.unlink(path)
-        for d in reversed(made_dirs):
-            with contextlib.suppress(OSError):
-                os.rmdir(d)
+        for tree in reversed(made_trees):
+            shutil.rmtree(tree, ignore_errors=True)  # did not exist before this commit
         for path, dst in reversed(moved):
             os.makedirs(os.path.dirname(path), exist_ok=True)
             os.replace(dst, path)

@@ -23,6 +23,7 @@ name each failure reports:
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import itertools
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from safepip.errors import HashMismatchError, WheelError
+from safepip.errors import WheelError
 from safepip.index.metadata import parse_metadata
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ class WheelInfo:
     data: bytes = field(repr=False)
     warnings: list[str] = field(default_factory=list)
     pth_files: list[str] = field(default_factory=list)
+    # member path -> (hash algorithm, urlsafe-b64 digest, size) from RECORD
+    record: dict[str, tuple[str, str, int]] = field(default_factory=dict, repr=False)
+    root_scheme: str = "purelib"
+    members: list[str] = field(default_factory=list, repr=False)  # files, in zip order
 
 
 def _fail(filename: str, rule: str, detail: str, hint: str | None = None) -> WheelError:
@@ -186,12 +191,14 @@ def _pth_runs_code(text: str) -> bool:
     return any(line.startswith(("import ", "import\t")) for line in text.splitlines())
 
 
-def validate(data: bytes, sha256: str, filename: str, *, expected: Metadata | None = None,
+def validate(data: bytes, filename: str, *, expected: Metadata | None = None,
              allow_pth: frozenset[str] = frozenset()) -> WheelInfo:
-    """Validate an in-memory wheel; raise ``WheelError`` on the first broken rule."""
-    got = hashlib.sha256(data).hexdigest()
-    if got != sha256:
-        raise HashMismatchError(filename, sha256, got, "the cache")
+    """Validate an in-memory wheel; raise ``WheelError`` on the first broken rule.
+
+    ``data`` must be the buffer whose digest the downloader verified. The contents of
+    files are checked against RECORD while they are staged (one decompression), except
+    scripts, whose shebang is rewritten on the way and which are checked here.
+    """
     try:
         fname, fversion, _build, _tags = parse_wheel_filename(filename)
     except Exception as exc:
@@ -247,8 +254,12 @@ def validate(data: bytes, sha256: str, filename: str, *, expected: Metadata | No
         elif n.split("/", 1)[0].endswith(".data"):
             raise _fail(filename, "data-dir", f"{n!r}: a .data directory of another name")
 
-    _check_record(zf, dist_info, filename)
-    info = WheelInfo(filename, md.name, md.version, dist_info, data_dir, md, data)
+    record = _check_record(zf, dist_info, data_dir, filename)
+    root = "purelib" if re.search(r"^Root-Is-Purelib:\s*true\s*$", wheel_meta,
+                                  re.MULTILINE | re.IGNORECASE) else "platlib"
+    info = WheelInfo(filename, md.name, md.version, dist_info, data_dir, md, data,
+                     record=record, root_scheme=root,
+                     members=[n for n in names if not n.endswith("/")])
     _check_pth(zf, names, data_dir, filename, info, allow_pth)
     _check_scripts(zf, names, dist_info, data_dir, filename, info)
     return info
@@ -274,7 +285,12 @@ def _compare_metadata(expected: Metadata, got: Metadata, filename: str) -> None:
         )
 
 
-def _check_record(zf: zipfile.ZipFile, dist_info: str, filename: str) -> None:
+def record_digest(algo: str, data: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.new(algo, data).digest()).rstrip(b"=").decode()
+
+
+def _check_record(zf: zipfile.ZipFile, dist_info: str, data_dir: str,
+                  filename: str) -> dict[str, tuple[str, str, int]]:
     from installer.sources import WheelFile
 
     record = f"{dist_info}/RECORD"
@@ -286,20 +302,35 @@ def _check_record(zf: zipfile.ZipFile, dist_info: str, filename: str) -> None:
         raise _fail(filename, "record", "RECORD is not UTF-8") from exc
     import csv
 
+    entries: dict[str, tuple[str, str, int]] = {}
     for row in csv.reader(text.splitlines()):
         if not row:
             continue
         path = row[0]
         if path.startswith("/") or ".." in path.split("/") or "\\" in path:
             raise _fail(filename, "record", f"RECORD entry {path!r} escapes the wheel")
+        if len(row) >= 3 and "=" in row[1] and row[2].isdigit():
+            algo, _, digest = row[1].partition("=")
+            if algo not in hashlib.algorithms_guaranteed or algo in ("md5", "sha1"):
+                raise _fail(filename, "record", f"RECORD entry {path!r} uses {algo!r}")
+            entries[path] = (algo, digest, int(row[2]))
+    # names (every file listed, with a hash and size) are checked by installer; the
+    # contents while staging, where each member is decompressed once anyway
     wf = WheelFile(zf)
     try:
-        wf.validate_record(validate_contents=True)
-    except Exception as exc:  # installer's _WheelFileValidationError (a ValueError)
+        wf.validate_record(validate_contents=False)
+    except Exception as exc:
         issues = getattr(exc, "issues", None) or [str(exc)]
         first = str(issues[0]).replace(f"In {zf.filename}, ", "")
         more = f" (and {len(issues) - 1} more)" if len(issues) > 1 else ""
         raise _fail(filename, "record", first + more) from exc
+    scripts = f"{data_dir}/scripts/"
+    for name, (algo, digest, size) in entries.items():
+        if name.startswith(scripts):
+            content = zf.read(name)
+            if len(content) != size or record_digest(algo, content) != digest:
+                raise _fail(filename, "record", f"hash / size of {name} didn't match RECORD")
+    return entries
 
 
 def _check_pth(zf: zipfile.ZipFile, names: list[str], data_dir: str, filename: str,

@@ -1,0 +1,90 @@
+"""Unpacked wheels in the cache: a warm install copies files instead of decompressing.
+
+An entry ``unpacked/<wheel sha256>/`` holds the members of a validated wheel, written
+from the verified buffer. It is never trusted as such: every file read from it is
+hashed on its way into the staging directory and compared with the RECORD of the
+verified wheel (``transaction._Destination``); an entry that does not match is not used
+(the wheel is staged from the zip instead, and the entry is replaced).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import stat
+import zipfile
+from typing import TYPE_CHECKING, BinaryIO, cast
+
+from installer.sources import WheelSource
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from installer.sources import WheelContentElement
+
+    from safepip.install.wheel import WheelInfo
+
+COMPLETE = ".safepip-complete"
+
+
+def unpack(info: WheelInfo, dest: str) -> None:
+    """Write the wheel's members under ``dest`` (paths were validated already)."""
+    made: set[str] = set()
+    with zipfile.ZipFile(io.BytesIO(info.data)) as zf:
+        for item in zf.infolist():
+            if item.filename.endswith("/"):
+                continue
+            path = os.path.join(dest, *item.filename.split("/"))
+            parent = os.path.dirname(path)
+            if parent not in made:
+                os.makedirs(parent, exist_ok=True)
+                made.add(parent)
+            with zf.open(item) as src, open(path, "xb") as out:
+                while chunk := src.read(1024 * 1024):
+                    out.write(chunk)
+            mode = item.external_attr >> 16
+            if mode and stat.S_ISREG(mode) and mode & 0o111:
+                os.chmod(path, 0o755)
+    with open(os.path.join(dest, COMPLETE), "w", encoding="utf-8") as f:
+        f.write(info.filename + "\n")
+
+
+class UnpackedSource(WheelSource):
+    """installer's ``WheelSource`` over an unpacked cache entry of a validated wheel."""
+
+    def __init__(self, info: WheelInfo, root: str) -> None:
+        name, _, version = info.dist_info[: -len(".dist-info")].rpartition("-")
+        super().__init__(name, version)
+        self.info = info
+        self.root = root
+
+    @property
+    def dist_info_dir(self) -> str:
+        return self.info.dist_info
+
+    @property
+    def data_dir(self) -> str:
+        return self.info.data_dir
+
+    @property
+    def dist_info_filenames(self) -> list[str]:
+        return sorted(os.listdir(os.path.join(self.root, self.info.dist_info)))
+
+    def read_dist_info(self, filename: str) -> str:
+        with open(os.path.join(self.root, self.info.dist_info, filename),
+                  encoding="utf-8") as f:
+            return f.read()
+
+    def validate_record(self) -> None:  # validated on the zip, and again while staging
+        return None
+
+    def get_contents(self) -> Iterator[WheelContentElement]:
+        record_text = self.read_dist_info("RECORD")
+        rows = {r[0]: r for r in csv.reader(record_text.splitlines()) if r}
+        for name in self.info.members:
+            path = os.path.join(self.root, *name.split("/"))
+            is_exec = bool(os.stat(path).st_mode & 0o111)
+            record = rows.get(name, [name, "", ""])
+            with open(path, "rb") as stream:
+                yield (record[0], record[1], record[2]), cast("BinaryIO", stream), is_exec
