@@ -208,12 +208,18 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
         ))
     for w in outcome.warnings:
         ui.warn(w)
+    t_valid = time.perf_counter()
+    outcome.timings["validate"] = t_valid - t_dl
     for w in transaction.run(items, target, installed,
                              on_wait=lambda: ui.info("waiting for another safepip using "
                                                      "this environment...")):
         ui.warn(w)
-    outcome.timings["install"] = time.perf_counter() - t_dl
+    t_inst = time.perf_counter()
+    outcome.timings["stage+commit"] = t_inst - t_valid
+    outcome.timings["install"] = t_inst - t_dl
     outcome.broken = check_environment(target, markers)
+    outcome.timings["check"] = time.perf_counter() - t_inst
+    ui.detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items()))
     return outcome
 
 

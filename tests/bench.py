@@ -6,7 +6,7 @@ Scenarios (each: medians of --runs, fresh venv per run, venv creation not timed)
 - PyPI itself, cold and warm;
 - ``safepip --version``.
 
-Usage: python tests/bench.py [--runs N] [--only local|pypi] [--set FILE]
+Usage: python tests/bench.py [--runs N] [--only local|pypi] [--set FILE] [--mirror DIR]
 """
 
 from __future__ import annotations
@@ -159,18 +159,21 @@ def main() -> None:
     ap.add_argument("--only", choices=["local", "pypi"])
     ap.add_argument("--set", type=Path, default=SET30)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--mirror", type=Path, help="reuse a mirror built by an earlier run")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="safepip-bench-"))
     out: dict[str, object] = {}
     try:
         for tool in ("pip", "uv"):
-            v = subprocess.run([*(["uv"] if tool == "uv" else [sys.executable, "-m", "pip"]),
+            v = subprocess.run([*([bin_of("uv")] if tool == "uv" else
+                                  [sys.executable, "-m", "pip"]),
                                 "--version"], capture_output=True, text=True,
                                env=clean_env()).stdout.strip()
             print(f"{tool}: {v}")
         if args.only in (None, "local"):
-            mirror = work / "mirror"
-            build_mirror(mirror, args.set)
+            mirror = args.mirror or work / "mirror"
+            if not (mirror / "simple").is_dir():
+                build_mirror(mirror, args.set)
             srv, url = serve(mirror)
             try:
                 out.update(scenario("local", url, args.set, args.runs, work))
