@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -204,7 +205,8 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
             replaces=installed.get(pin.name),
             direct_url=art.dist.url if art.dist.index_url == "" else None,
             unpacked=unpacked,
-            unpack_to=cache.new_unpacked(art.sha256) if cache.root and not unpacked else None,
+            new_unpacked=functools.partial(cache.new_unpacked, art.sha256) if cache.root
+            else None,
         ))
     for w in outcome.warnings:
         ui.warn(w)

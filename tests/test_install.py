@@ -287,3 +287,53 @@ def test_server_errors_are_retried(index: LocalIndex, venv: Path, safepip) -> No
     r = safepip("install", "lib")
     assert r.code == 0, r.text
     assert len(index.requests_for("/simple/lib/")) == 3
+
+
+def test_no_cache_leaves_no_cache(index: LocalIndex, venv: Path, safepip,
+                                  tmp_path: Path) -> None:
+    index.add(make_wheel("lib"))
+    r = safepip("install", "--no-cache", "lib")
+    assert r.code == 0, r.text
+    assert not (tmp_path / "cache").exists()
+
+
+def test_corrupt_cache_entries_are_not_trusted(index: LocalIndex, venv: Path, safepip,
+                                               tmp_path: Path, venv_template: Path) -> None:
+    import shutil
+
+    w = make_wheel("lib", files={"lib/__init__.py": "v = 'good'\n"})
+    index.add(w)
+    assert safepip("install", "lib").code == 0
+    cache = tmp_path / "cache"
+    blob = cache / "blobs" / "sha256" / w.sha256[:2] / w.sha256[2:]
+    assert blob.is_file()
+    blob.write_bytes(b"corrupted")  # a damaged blob ...
+    unpacked = cache / "unpacked" / w.sha256 / "lib" / "__init__.py"
+    unpacked.write_text("v = 'evil'\n")  # ... and a tampered unpacked copy
+    shutil.rmtree(venv)
+    shutil.copytree(venv_template, venv, symlinks=True)
+    r = safepip("install", "lib")
+    assert r.code == 0, r.text
+    assert py(venv, "import lib; print(lib.v)") == "good"
+    # both were replaced by good copies
+    import hashlib
+
+    assert hashlib.sha256(blob.read_bytes()).hexdigest() == w.sha256
+    assert unpacked.read_text() == "v = 'good'\n"
+
+
+def test_metadata_from_the_whole_wheel(index: LocalIndex, venv: Path, safepip,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from safepip.index import metadata
+
+    def no_ranges(self, dist):  # type: ignore[no-untyped-def]
+        raise metadata.NetworkError(dist.url, "range requests not supported")
+
+    monkeypatch.setattr(metadata.MetadataFetcher, "_by_range", no_ranges)
+    index.add(make_wheel("app", requires=["lib"]), core_metadata=False)
+    index.add(make_wheel("lib"), core_metadata=False)
+    r = safepip("install", "app", "-v")
+    assert r.code == 0, r.text
+    assert "'wheel': 2" in r.err
+    # each wheel was downloaded once: for its metadata, then reused for the install
+    assert len(index.requests_for("/files/app-1.0-py3-none-any.whl")) == 2  # .metadata + wheel

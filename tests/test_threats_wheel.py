@@ -345,3 +345,21 @@ def test_row27_failure_halfway_restores_everything(index: LocalIndex, venv: Path
     out = subprocess.run([str(venv / "bin" / "python"), "-c", "import lib; print(lib.v)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize(("cap", "value", "message"), [
+    ("MAX_MEMBERS", 3, "members (limit 3)"),
+    ("MAX_TOTAL", 100, "unpacks to"),
+])
+def test_row3_member_and_size_caps(index: LocalIndex, venv: Path, safepip, clean,
+                                   monkeypatch: pytest.MonkeyPatch, cap: str, value: int,
+                                   message: str) -> None:
+    from safepip.install import wheel
+
+    monkeypatch.setattr(wheel, cap, value)
+    index.add(make_wheel("lib", files={"lib/__init__.py": "x" * 200, "lib/a.py": "",
+                                       "lib/b.py": ""}))
+    with clean():
+        r = safepip("install", "lib")
+    assert r.code == 1
+    assert "[zip-bomb]" in r.err and message in r.err

@@ -56,7 +56,7 @@ class InstallItem:
     replaces: InstalledDist | None = None
     direct_url: str | None = None
     unpacked: str | None = None  # a complete unpacked cache entry to copy from
-    unpack_to: str | None = None  # where to unpack the wheel for the cache first
+    new_unpacked: Callable[[], str] | None = None  # makes a (staged) entry to unpack into
 
 
 def _within(path: str, root: str) -> bool:
@@ -164,6 +164,7 @@ class _Destination(SchemeDictionaryDestination):
             os.makedirs(parent, exist_ok=True)
             self.made_dirs.add(parent)
         size = 0
+        self.written.append(real)
         with open(staged, "xb") as f:
             while chunk := stream.read(1024 * 1024):
                 f.write(chunk)
@@ -179,7 +180,6 @@ class _Destination(SchemeDictionaryDestination):
                 raise WheelError(self.filename, "record",
                                  f"hash / size of {self._member(scheme, path)} didn't match "
                                  "RECORD")
-        self.written.append(real)
         return RecordEntry(path, Hash("sha256", base64.urlsafe_b64encode(
             h256.digest()).rstrip(b"=").decode()), size)
 
@@ -205,11 +205,12 @@ def _stage_one(item: InstallItem, target: Target, stage: str, owners: dict[str, 
                     os.unlink(stage + real)
                 with lock:
                     claimed.pop(real, None)
-    if item.unpack_to is not None:
-        unpack(w, item.unpack_to)
+    if item.new_unpacked is not None:
+        unpack_to = item.new_unpacked()
+        unpack(w, unpack_to)
         dest = _Destination(target=target, stage=stage, wheel=w, owners=owners,
                             claimed=claimed, lock=lock)
-        return _install_from(UnpackedSource(w, item.unpack_to), dest, item)
+        return _install_from(UnpackedSource(w, unpack_to), dest, item)
     from installer.sources import WheelFile
 
     dest = _Destination(target=target, stage=stage, wheel=w, owners=owners, claimed=claimed,
