@@ -161,7 +161,11 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
             continue
         active.append(req)
     with progress:
-        pins, _provider = resolve(active, index, metadata, opts, jobs=cfg.jobs)
+        progress.status("Resolving dependencies")
+        pins, _provider = resolve(
+            active, index, metadata, opts, jobs=cfg.jobs,
+            on_pin=lambda n, what: progress.status(f"Resolving dependencies: {n} ({what})"))
+        progress.clear_status()
     t_resolved = time.perf_counter()
     ui.detail(f"metadata: {metadata.stats}")
     _check_hash_mode(rs, pins)

@@ -55,13 +55,29 @@ class DownloadProgress:
                 BarColumn,
                 DownloadColumn,
                 Progress,
+                ProgressColumn,
+                SpinnerColumn,
                 TextColumn,
                 TransferSpeedColumn,
             )
+            from rich.text import Text
+
+            class OnlyFor(ProgressColumn):
+                """Show a column for download tasks, or only for status tasks."""
+
+                def __init__(self, inner: ProgressColumn, status: bool = False) -> None:
+                    super().__init__()
+                    self.inner, self.status = inner, status
+
+                def render(self, task: Any) -> Any:
+                    if bool(task.fields.get("status")) != self.status:
+                        return Text("")
+                    return self.inner.render(task)
 
             self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-                TransferSpeedColumn(), console=Console(file=ui.stream), transient=True,
+                OnlyFor(SpinnerColumn(), status=True), TextColumn("{task.description}"),
+                OnlyFor(BarColumn()), OnlyFor(DownloadColumn()), OnlyFor(TransferSpeedColumn()),
+                console=Console(file=ui.stream), transient=True,
             )
 
     def __enter__(self) -> DownloadProgress:
@@ -72,6 +88,23 @@ class DownloadProgress:
     def __exit__(self, *exc: object) -> None:
         if self._progress is not None:
             self._progress.stop()
+
+    def status(self, text: str) -> None:
+        """One line that says what is going on (e.g. resolution), replaced each time."""
+        if self._progress is None:
+            return
+        with self._lock:
+            task = self._tasks.get("__status__")
+            if task is None:
+                self._tasks["__status__"] = self._progress.add_task(text, total=None,
+                                                                    status=True)
+            else:
+                self._progress.update(task, description=text)
+
+    def clear_status(self) -> None:
+        if self._progress is not None and "__status__" in self._tasks:
+            with self._lock:
+                self._progress.remove_task(self._tasks.pop("__status__"))
 
     def start(self, key: str, name: str, total: int | None) -> None:
         if self._progress is not None:

@@ -12,6 +12,8 @@ from safepip.models import Candidate, Pin
 from safepip.resolve.provider import Options, Provider, Req
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from safepip.index.metadata import MetadataFetcher
     from safepip.index.simple import IndexClient
 
@@ -48,14 +50,26 @@ def _impossible_message(exc: ResolutionImpossible, provider: Provider) -> str:  
     return "cannot resolve the requirements:\n" + "\n".join(lines)
 
 
+class _Reporter(BaseReporter[Req, Candidate, str]):
+    def __init__(self, on_pin: Callable[[int, str], None] | None) -> None:
+        self.on_pin = on_pin
+        self.pinned = 0
+
+    def pinning(self, candidate: Candidate) -> None:
+        self.pinned += 1
+        if self.on_pin is not None:
+            self.on_pin(self.pinned, f"{candidate.name} {candidate.version}")
+
+
 def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
-            opts: Options, jobs: int = 8) -> tuple[list[Pin], Provider]:
+            opts: Options, jobs: int = 8,
+            on_pin: Callable[[int, str], None] | None = None) -> tuple[list[Pin], Provider]:
     """Resolve ``reqs``; the provider is returned for the metadata it gathered."""
     user_names = {r.name for r in reqs}
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="safepip-resolve") as pool:
         provider = Provider(index, metadata, opts, pool, user_names)
         provider.prefetch(reqs)
-        resolver: Resolver[Req, Candidate, str] = Resolver(provider, BaseReporter())
+        resolver: Resolver[Req, Candidate, str] = Resolver(provider, _Reporter(on_pin))
         try:
             result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as exc:
