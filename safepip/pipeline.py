@@ -127,7 +127,8 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     for r in rs.requirements:
         for algo, digests in r.hashes.items():
             downloader.require_hashes(r.name, algo, set(digests))
-    metadata = MetadataFetcher(http, downloader.data_for, cache)
+    metadata = MetadataFetcher(http, downloader.data_for, cache,
+                               prefer_download=not request.dry_run)
 
     user_reqs = [Req.from_requirement(r.req, r.source, r.link) for r in rs.requirements]
     constraints: dict[str, list[Req]] = {}

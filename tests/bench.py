@@ -143,6 +143,48 @@ def scenario(label: str, index: str, reqs: Path, runs: int, work: Path) -> dict[
     return results
 
 
+def metadata_strategies(reqs: Path, work: Path) -> dict[str, dict[str, float]]:
+    """What each way of getting a wheel's metadata costs on PyPI (sequential, one thread)."""
+    from safepip.index.http import HttpClient
+    from safepip.index.metadata import MetadataFetcher
+    from safepip.models import DistFile
+
+    report = work / "report.json"
+    py = fresh_venv(work / "venv-md")
+    subprocess.run([bin_of("safepip"), "install", "-q", "--python", str(py), "--dry-run",
+                    "--isolated", "--no-cache", "--report", str(report), "-r", str(reqs)],
+                   check=True, env=clean_env())
+    urls = [i["download_info"]["url"] for i in json.loads(report.read_text())["install"]]
+    http = HttpClient()
+    fetcher = MetadataFetcher(http)
+    out: dict[str, dict[str, float]] = {}
+
+    def measure(name: str, fn) -> None:  # type: ignore[no-untyped-def]
+        t = time.perf_counter()
+        nbytes = 0
+        for u in urls:
+            nbytes += fn(u)
+        out[name] = {"seconds": round(time.perf_counter() - t, 2), "MB": round(nbytes / 1e6, 2),
+                     "files": len(urls)}
+
+    measure("sidecar (.metadata)", lambda u: len(http.get(u + ".metadata").body))
+
+    def ranged(u: str) -> int:
+        from packaging.utils import parse_wheel_filename
+
+        fn = u.rsplit("/", 1)[1]
+        name, ver, _b, tags = parse_wheel_filename(fn)
+        dist = DistFile(fn, u, "", name, ver, "wheel", tags=tags)
+        return len(fetcher._by_range(dist))
+
+    measure("range requests", ranged)
+    measure("whole wheel", lambda u: len(http.get(u, max_body=1 << 31).body))
+    for k, v in out.items():
+        print(f"metadata by {k:>20}: {v['seconds']:.2f}s for {v['files']} wheels "
+              f"({v['MB']} MB of metadata or wheels)", flush=True)
+    return out
+
+
 def version_time(runs: int) -> float:
     exe = bin_of("safepip")
     ts = []
@@ -181,6 +223,7 @@ def main() -> None:
                 srv.shutdown()
         if args.only in (None, "pypi"):
             out.update(scenario("pypi", PYPI, args.set, args.runs, work))
+            out["metadata strategies"] = metadata_strategies(args.set, work)
         vt = version_time(args.runs)
         out["safepip --version s"] = round(vt, 3)
         print(f"safepip --version: {vt * 1000:.0f} ms")
