@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from safepip.pipeline import Outcome
+    from safepip.sandbox import Limits
     from safepip.ui import UI
 
 PROG = "safepip"
@@ -91,10 +92,11 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     g.add_argument("--timeout", type=float, metavar="SECONDS", help="network timeout")
     g.add_argument("--isolated", action="store_true",
                    help="ignore pip's configuration files and PIP_* variables")
-    g = p.add_argument_group("safety")
+    g = p.add_argument_group("safety and builds")
     g.add_argument("--allow-pth", action="append", default=[], metavar="NAME",
                    help="allow this package to install a .pth file that runs code at "
                         "every Python start")
+    _add_sandbox_options(g)
     g = p.add_argument_group("output and cache")
     g.add_argument("--dry-run", action="store_true",
                    help="resolve and report, but download and install nothing")
@@ -112,6 +114,59 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     g.add_argument("--root-user-action", help=argparse.SUPPRESS)
 
 
+def _add_sandbox_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--sandbox", choices=["auto", "docker", "bwrap"],
+                   default=os.environ.get("SAFEPIP_SANDBOX", "auto"),
+                   help="where source builds run (auto: Docker if its engine answers, else "
+                        "bubblewrap)")
+    g.add_argument("--unsafe-build-on-host", action="store_true",
+                   help="build sources on this machine, with your rights: NOT sandboxed")
+    g.add_argument("--build-timeout", type=float, metavar="SECONDS",
+                   help="wall-time limit of one build (default 1800)")
+    g.add_argument("--build-memory", metavar="SIZE",
+                   help="memory limit of one build, e.g. 8g (default 8g)")
+    g.add_argument("--build-output", metavar="SIZE",
+                   help="limit on what one build may write, e.g. 4g (default 4g)")
+
+
+def _size(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+    t = text.strip().lower().rstrip("b")
+    try:
+        if t and t[-1] in units:
+            return int(float(t[:-1]) * units[t[-1]])
+        return int(t)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not a size (e.g. 512m, 8g)") from exc
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    from safepip.sandbox import Limits
+
+    base = Limits()
+    return Limits(
+        timeout=args.build_timeout or base.timeout,
+        memory=_size(args.build_memory) if args.build_memory else base.memory,
+        cpus=base.cpus,
+        pids=base.pids,
+        output=_size(args.build_output) if args.build_output else base.output,
+        log=base.log,
+    )
+
+
+def _add_sandbox_cmd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sandbox", help="the sandbox that source builds run in",
+                       description="Inspect or prepare the sandbox that builds run in.")
+    ssub = p.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
+    st = ssub.add_parser("status", help="which backend builds would use, and why")
+    st.add_argument("--sandbox", choices=["auto", "docker", "bwrap"],
+                    default=os.environ.get("SAFEPIP_SANDBOX", "auto"))
+    bi = ssub.add_parser("build-image",
+                         help="build the sandbox image / root filesystem from Debian packages")
+    bi.add_argument("--rootfs", help="where the root filesystem goes (bubblewrap's root)")
+    bi.add_argument("--image", help="the Docker image name to import it as")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION,
@@ -122,6 +177,7 @@ def make_parser() -> argparse.ArgumentParser:
                         version=f"safepip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_install(sub)
+    _add_sandbox_cmd(sub)
     return parser
 
 
@@ -195,6 +251,9 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
         prefix=args.prefix,
         user=args.user,
         break_system_packages=args.break_system_packages,
+        sandbox=args.sandbox,
+        unsafe_build_on_host=args.unsafe_build_on_host,
+        limits=_limits(args),
     )
     outcome = pipeline.run(request, cfg, ui)
     if args.report:
@@ -203,6 +262,35 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
             pipeline.requested_extras(rs), pipeline.verification_summary(outcome)))
     _summary(outcome, ui, args.dry_run)
     return 0
+
+
+def _sandbox(args: argparse.Namespace, ui: UI) -> int:
+    import subprocess
+
+    from safepip.sandbox.bwrap import rootfs_path
+    from safepip.sandbox.docker_backend import image_name
+    from safepip.sandbox.select import choose
+
+    if args.sandbox_command == "build-image":
+        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                              "sandbox-images", "build-base.sh")
+        if not os.path.exists(script):
+            raise UsageError(f"the image script is not installed with safepip ({script})",
+                             hint="run sandbox-images/build-base.sh from safepip's source")
+        code = subprocess.call(["bash", script, args.rootfs or rootfs_path(),
+                                args.image or image_name()])
+        return code
+    choice = choose(args.sandbox)
+    if choice.sandbox is not None:
+        sb = choice.sandbox
+        print(f"builds run in: {sb.describe()}")
+        print(f"  identity: {sb.identity()}")
+        print(f"  python:   {sb.python_tag()}")
+    else:
+        print("no sandbox is available: source builds will be refused")
+    for reason in choice.reasons:
+        print(f"  not used: {reason}")
+    return 0 if choice.sandbox is not None else 1
 
 
 def _fmt_size(n: int) -> str:
@@ -271,8 +359,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     ui = UI(verbosity, progress=progress)
     start = time.perf_counter()
     try:
+        if args.command == "sandbox":
+            return _sandbox(args, ui)
         return _install(args, ui)
     except SafepipError as exc:
+        log = getattr(exc, "log", "")
+        if log:
+            lines = log.rstrip().splitlines()
+            shown = lines[-60:] if verbosity <= 0 else lines
+            print(f"--- build output{' (last 60 lines)' if len(shown) < len(lines) else ''} "
+                  "---", file=sys.stderr)
+            print("\n".join(shown), file=sys.stderr)
+            print("--- end of build output ---", file=sys.stderr)
         print(f"error: {exc.message}", file=sys.stderr)
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)

@@ -65,14 +65,15 @@ class ResolutionError(SafepipError):
 class BuildRequiredError(SafepipError):
     """The chosen version of a package exists only as a source distribution."""
 
-    def __init__(self, project: str, version: str, filename: str) -> None:
+    def __init__(self, project: str, version: str, filename: str, reason: str = "") -> None:
         super().__init__(
             f"{project} {version} is only available as a source distribution ({filename}); "
-            "building it would run the package's own code, and safepip does not run build "
-            "code on the host",
+            "building it runs the package's own code, which safepip does only in a sandbox, "
+            f"and {reason or 'no sandbox is available'}",
             hint=(
-                "pin a version that ships a wheel for this platform "
-                f"(e.g. '{project}<{version}'), or install a wheel of it with a local path"
+                "see `safepip sandbox status` for how to get Docker or bubblewrap; or pin a "
+                f"version that ships a wheel (e.g. '{project}<{version}'); "
+                "--unsafe-build-on-host builds on this machine (not recommended)"
             ),
         )
         self.project = project
@@ -118,3 +119,26 @@ class InstallError(SafepipError):
 
 class MetadataError(SafepipError):
     """A distribution's metadata is missing, malformed or inconsistent."""
+
+
+class SdistError(SafepipError):
+    """A source distribution that cannot be unpacked or read safely."""
+
+    def __init__(self, filename: str, rule: str, detail: str, *, hint: str | None = None):
+        super().__init__(f"{filename}: {detail} [{rule}]", hint=hint)
+        self.filename = filename
+        self.rule = rule
+
+
+class SandboxError(SafepipError):
+    """No sandbox can run builds here, or the sandbox itself failed."""
+
+
+class BuildError(SafepipError):
+    """A build inside the sandbox failed, was killed, or returned something unusable."""
+
+    def __init__(self, project: str, message: str, *, log: str = "",
+                 hint: str | None = None) -> None:
+        super().__init__(f"building {project} failed: {message}", hint=hint)
+        self.project = project
+        self.log = log

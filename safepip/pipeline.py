@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,12 +22,14 @@ from safepip.install import installed as installed_mod
 from safepip.install import transaction
 from safepip.install.wheel import validate
 from safepip.resolve import Options, Req, resolve
+from safepip.sandbox import Limits
 from safepip.target import discover
 
 if TYPE_CHECKING:
+    from safepip.builder.context import BuildContext
     from safepip.config import Config
     from safepip.models import Artifact, Pin
-    from safepip.reqfile import RequirementSet
+    from safepip.reqfile import RequirementSet, UserRequirement
     from safepip.target import Target
     from safepip.ui import UI
 
@@ -47,6 +50,9 @@ class InstallRequest:
     prefix: str | None = None
     user: bool = False
     break_system_packages: bool = False
+    sandbox: str = "auto"
+    unsafe_build_on_host: bool = False
+    limits: Limits = field(default_factory=Limits)
 
 
 @dataclass
@@ -130,7 +136,6 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     metadata = MetadataFetcher(http, downloader.data_for, cache,
                                prefer_download=not request.dry_run)
 
-    user_reqs = [Req.from_requirement(r.req, r.source, r.link) for r in rs.requirements]
     constraints: dict[str, list[Req]] = {}
     for c in rs.constraints:
         constraints.setdefault(c.name, []).append(Req.from_requirement(c.req, c.source))
@@ -154,6 +159,11 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
         installed={} if request.force_reinstall else installed,
         installed_metadata=installed_mod.read_metadata,
     )
+    build = _build_context(request, target, ui, cache, downloader, index, metadata, opts,
+                           cfg.jobs)
+    rs.requirements = [_built_local(r, build, cache) if r.local else r
+                       for r in rs.requirements]
+    user_reqs = [Req.from_requirement(r.req, r.source, r.link) for r in rs.requirements]
     # requirements whose markers do not apply to this environment are left out, as pip does
     active = []
     for ur, req in zip(rs.requirements, user_reqs, strict=True):
@@ -165,7 +175,8 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
         progress.status("Resolving dependencies")
         pins, _provider = resolve(
             active, index, metadata, opts, jobs=cfg.jobs,
-            on_pin=lambda n, what: progress.status(f"Resolving dependencies: {n} ({what})"))
+            on_pin=lambda n, what: progress.status(f"Resolving dependencies: {n} ({what})"),
+            build=build)
         progress.clear_status()
     t_resolved = time.perf_counter()
     ui.detail(f"metadata: {metadata.stats}")
@@ -191,9 +202,12 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     # parallel downloads (some may already be there from the metadata fallback)
     with progress, ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
         futs = {p.name: pool.submit(downloader.get, p.dist) for p in to_install
-                if p.dist is not None}
+                if p.dist is not None and p.dist.kind == "wheel"}
         for name, fut in futs.items():
             outcome.artifacts[name] = fut.result()
+    for pin in to_install:  # sdists: built in the sandbox, one at a time
+        if pin.dist is not None and pin.dist.kind == "sdist":
+            outcome.artifacts[pin.name] = build.build_pin(pin)
     t_dl = time.perf_counter()
     outcome.timings["download"] = t_dl - t_resolved
 
@@ -251,6 +265,61 @@ def check_environment(target: Target, markers: dict[str, str]) -> list[str]:
                 problems.append(f"{name} {dist.version} requires {req}, but {dep.name} "
                                 f"{dep.version} is installed")
     return problems
+
+
+def _build_context(request: InstallRequest, target: Target, ui: UI, cache: Cache,
+                   downloader: Downloader, index: IndexClient, metadata: MetadataFetcher,
+                   opts: Options, jobs: int) -> BuildContext:
+    """Builds happen in the sandbox that ``--sandbox`` picks, chosen only when needed."""
+    from packaging.tags import parse_tag
+
+    from safepip.builder import Builder
+    from safepip.builder.context import BuildContext
+    from safepip.errors import SandboxError
+    from safepip.sandbox import Sandbox
+    from safepip.sandbox.select import HostRunner, choose
+
+    def sandbox() -> Sandbox:
+        if request.unsafe_build_on_host:
+            ui.warn("--unsafe-build-on-host: build code runs ON THIS MACHINE, with your "
+                    "rights, network and files; nothing is sandboxed")
+            return HostRunner(target.interpreter.executable)
+        choice = choose(request.sandbox)
+        if choice.sandbox is None:
+            raise SandboxError(
+                "a build is needed, and no sandbox is available to run it:\n  - "
+                + "\n  - ".join(choice.reasons),
+                hint="see `safepip sandbox status`; install Docker or bubblewrap (and run "
+                     "`safepip sandbox build-image`), or pass --unsafe-build-on-host to build "
+                     "on this machine (not recommended)")
+        return choice.sandbox
+
+    supported = {str(t) for tag in target.interpreter.tags for t in parse_tag(tag)}
+    builder = Builder(sandbox, lambda reqs, depth: [], None if cache.root is None else cache,
+                      ui, request.limits, target_tags=supported.__contains__)
+    return BuildContext(builder=builder, downloader=downloader, index=index,
+                        metadata=metadata, options=opts, scratch=cache.scratch(), jobs=jobs)
+
+
+def _built_local(req: UserRequirement, build: BuildContext, cache: Cache) -> UserRequirement:
+    """A local project or sdist file, built in the sandbox, as a direct wheel requirement."""
+    import os
+
+    from packaging.requirements import Requirement
+    from packaging.utils import parse_wheel_filename
+
+    assert req.local is not None
+    built = build.build_local(req.local)
+    path = os.path.join(cache.scratch(), "local", built.filename)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(built.data)
+    name, version, _b, _t = parse_wheel_filename(built.filename)
+    extras = f"[{','.join(sorted(req.req.extras))}]" if req.req.extras else ""
+    from pathlib import Path
+
+    return dataclasses.replace(req, req=Requirement(f"{name}{extras}=={version}"),
+                               link=Path(path).as_uri(), local=None)
 
 
 def requested_extras(reqs: RequirementSet) -> dict[str, list[str]]:

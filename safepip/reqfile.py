@@ -39,6 +39,7 @@ class UserRequirement:
     link: str | None = None  # a direct URL (file:// for a local wheel)
     hashes: dict[str, frozenset[str]] = field(default_factory=dict, hash=False, compare=False)
     editable: bool = False
+    local: str | None = None  # a local project directory or sdist file, to build first
 
     @property
     def name(self) -> str:
@@ -80,10 +81,21 @@ def parse_requirement(text: str, source: str, base_dir: str | None = None,
     """A requirement string: PEP 508, ``name @ url``, or a path/URL to a wheel."""
     text = text.strip()
     hashes = hashes or {}
+    if editable:
+        raise _err(
+            source,
+            f"-e {text}: editable installs are not supported yet (they need the sandboxed "
+            "build to run against your project in place)",
+            hint="install it normally: safepip install " + text,
+        )
     scheme = urllib.parse.urlsplit(text).scheme
-    if scheme in ("http", "https", "file") or (not editable and _is_path_like(text)
-                                                and "@" not in text):
+    if scheme in ("http", "https", "file") or (_is_path_like(text) and "@" not in text):
         url = text
+        extras = ""
+        m = re.match(r"^(.*?)(\[[A-Za-z0-9_,.\- ]*\])$", text)
+        if m and scheme not in ("http", "https"):
+            text, extras = m.group(1), m.group(2)
+            url = text
         if scheme not in ("http", "https", "file"):
             p = Path(os.path.expanduser(text))
             if base_dir and not p.is_absolute():
@@ -95,20 +107,21 @@ def parse_requirement(text: str, source: str, base_dir: str | None = None,
                 name, version, _b, _t = parse_wheel_filename(filename)
             except InvalidWheelFilename as exc:
                 raise _err(source, f"invalid wheel filename {filename!r}: {exc}") from exc
-            return UserRequirement(Requirement(f"{name}=={version}"), source, url, hashes)
-        raise _err(
-            source,
-            f"{text!r} is a source tree or source distribution; building it would run its "
-            "code, and safepip does not run build code on the host (sandboxed builds are "
-            "not available in this version)",
-            hint="install a built wheel of it instead",
-        )
-    if editable:
-        raise _err(
-            source,
-            f"-e {text}: editable installs need a build, and safepip does not run build "
-            "code on the host (sandboxed builds are not available in this version)",
-        )
+            return UserRequirement(Requirement(f"{name}{extras}=={version}"), source, url,
+                                   hashes)
+        if scheme in ("http", "https"):
+            raise _err(source, f"{text!r}: only wheels can be installed from a URL")
+        from urllib.request import url2pathname
+
+        local = os.path.abspath(url2pathname(urllib.parse.urlsplit(url).path))
+        if not (os.path.isdir(local) or local.endswith((".tar.gz", ".zip"))):
+            raise _err(source, f"{text!r} is neither a wheel, a source distribution nor a "
+                       "project directory")
+        if not os.path.exists(local):
+            raise _err(source, f"{text!r}: no such file or directory")
+        placeholder = re.sub(r"[^A-Za-z0-9]+", "-", os.path.basename(local)).strip("-")
+        return UserRequirement(Requirement(f"{placeholder or 'project'}{extras}"), source,
+                               None, hashes, local=local)
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:

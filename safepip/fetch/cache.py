@@ -165,6 +165,37 @@ class Cache:
         os.makedirs(path)
         return path
 
+    # -- wheels built in the sandbox, by (source sha256, sandbox, python, settings) ------
+
+    def get_built(self, key: str) -> tuple[str, bytes] | None:
+        """(filename, bytes) of a built wheel, checked against its recorded digest."""
+        rel = os.path.join("built", key)
+        paths = [self._staged(rel)] if self._stage is not None else []
+        final = self._final(rel)
+        if final is not None:
+            paths.append(final)
+        for d in paths:
+            try:
+                with open(os.path.join(d, "entry.json"), encoding="utf-8") as f:
+                    entry = json.load(f)
+                with open(os.path.join(d, "wheel"), "rb") as f:
+                    data = f.read()
+            except (OSError, ValueError):
+                continue
+            if hashlib.sha256(data).hexdigest() == entry.get("sha256"):
+                return str(entry["filename"]), data
+        return None
+
+    def put_built(self, key: str, filename: str, data: bytes) -> None:
+        if self.root is None:
+            return
+        d = self._staged(os.path.join("built", key))
+        os.makedirs(d, exist_ok=True)
+        with open(os.path.join(d, "wheel"), "wb") as f:
+            f.write(data)
+        with open(os.path.join(d, "entry.json"), "w", encoding="utf-8") as f:
+            json.dump({"filename": filename, "sha256": hashlib.sha256(data).hexdigest()}, f)
+
     # -- core metadata of wheels, by the wheel's sha256 ---------------------------------
 
     def _meta_rel(self, wheel_sha256: str) -> str:

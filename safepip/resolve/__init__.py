@@ -14,6 +14,7 @@ from safepip.resolve.provider import Options, Provider, Req
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from safepip.builder.context import BuildContext
     from safepip.index.metadata import MetadataFetcher
     from safepip.index.simple import IndexClient
 
@@ -63,11 +64,12 @@ class _Reporter(BaseReporter[Req, Candidate, str]):
 
 def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
             opts: Options, jobs: int = 8,
-            on_pin: Callable[[int, str], None] | None = None) -> tuple[list[Pin], Provider]:
+            on_pin: Callable[[int, str], None] | None = None,
+            build: BuildContext | None = None) -> tuple[list[Pin], Provider]:
     """Resolve ``reqs``; the provider is returned for the metadata it gathered."""
     user_names = {r.name for r in reqs}
     with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="safepip-resolve") as pool:
-        provider = Provider(index, metadata, opts, pool, user_names)
+        provider = Provider(index, metadata, opts, pool, user_names, build)
         provider.prefetch(reqs)
         resolver: Resolver[Req, Candidate, str] = Resolver(provider, _Reporter(on_pin))
         try:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
     from resolvelib.structs import Matches, RequirementInformation
 
+    from safepip.builder.context import BuildContext
     from safepip.index.metadata import MetadataFetcher
     from safepip.index.simple import IndexClient
     from safepip.models import DistFile, InstalledDist, Metadata, ProjectPage
@@ -92,7 +93,9 @@ class Options:
 
 class Provider(AbstractProvider[Req, Candidate, str]):
     def __init__(self, index: IndexClient, metadata: MetadataFetcher, opts: Options,
-                 pool: ThreadPoolExecutor, user_names: set[NormalizedName]) -> None:
+                 pool: ThreadPoolExecutor, user_names: set[NormalizedName],
+                 build: BuildContext | None = None) -> None:
+        self.build = build
         self.index = index
         self.metadata = metadata
         self.opts = opts
@@ -299,11 +302,14 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return md
         if candidate.dist is None:
             md = self.opts.installed_metadata(self.opts.installed[candidate.name])
-        elif candidate.dist.kind != "wheel":
-            raise BuildRequiredError(candidate.name, str(candidate.version),
-                                     candidate.dist.filename)
         else:
-            md = self.metadata_future(candidate.dist).result()
+            if candidate.dist.kind == "wheel":
+                md = self.metadata_future(candidate.dist).result()
+            elif self.build is None:
+                raise BuildRequiredError(candidate.name, str(candidate.version),
+                                         candidate.dist.filename)
+            else:
+                md = self.build.sdist_metadata(candidate.dist)
             if md.requires_python:
                 try:
                     ok = SpecifierSet(md.requires_python).contains(

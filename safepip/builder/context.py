@@ -1,0 +1,123 @@
+"""What the resolver needs from building, and building from resolving (uv's BuildContext).
+
+The resolver asks for an sdist's metadata; the builder asks for a wheelhouse of build
+dependencies, which is a resolution of its own (for the same target), whose sdists are
+built in turn, one level deeper (bounded by ``builder.MAX_DEPTH``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from safepip.models import Artifact, DistFile
+
+if TYPE_CHECKING:
+    from packaging.requirements import Requirement
+
+    from safepip.builder import Builder, Built
+    from safepip.fetch.download import Downloader
+    from safepip.index.metadata import MetadataFetcher
+    from safepip.index.simple import IndexClient
+    from safepip.models import Metadata, Pin
+    from safepip.resolve import Options
+
+
+class BuildContext:
+    def __init__(self, *, builder: Builder, downloader: Downloader, index: IndexClient,
+                 metadata: MetadataFetcher, options: Options, scratch: str, jobs: int = 8,
+                 depth: int = 0) -> None:
+        self.builder = builder
+        self.downloader = downloader
+        self.index = index
+        self.metadata = metadata
+        self.options = options
+        self.scratch = scratch
+        self.jobs = jobs
+        self.depth = depth
+        builder.wheelhouse = self.wheelhouse
+
+    def at_depth(self, depth: int) -> BuildContext:
+        ctx = BuildContext.__new__(BuildContext)
+        ctx.__dict__.update(self.__dict__)
+        ctx.depth = depth
+        return ctx
+
+    # -- for the resolver ---------------------------------------------------------------
+
+    def sdist_metadata(self, dist: DistFile) -> Metadata:
+        art = self.downloader.get(dist)
+        return self.builder.metadata(dist.project, sdist=(art.data, dist.filename),
+                                     depth=self.depth)
+
+    # -- for the installer --------------------------------------------------------------
+
+    def build_pin(self, pin: Pin) -> Artifact:
+        """The wheel built from the pin's sdist, as an artifact ready to validate."""
+        assert pin.dist is not None and pin.dist.kind == "sdist"
+        sdist = self.downloader.get(pin.dist)
+        built = self.builder.build(pin.name, sdist=(sdist.data, pin.dist.filename),
+                                   depth=self.depth, expect_version=str(pin.version))
+        return self._artifact(built, pin.dist, sdist)
+
+    def build_local(self, path: str) -> Built:
+        name = os.path.basename(os.path.abspath(path))
+        if os.path.isdir(path):
+            return self.builder.build(name, project_dir=path, depth=self.depth)
+        with open(path, "rb") as f:
+            data = f.read()
+        from packaging.utils import parse_sdist_filename
+
+        fname = os.path.basename(path)
+        project, version = parse_sdist_filename(fname)
+        return self.builder.build(project, sdist=(data, fname), depth=self.depth,
+                                  expect_version=str(version))
+
+    @staticmethod
+    def _artifact(built: Built, sdist_dist: DistFile, sdist: Artifact) -> Artifact:
+        from packaging.utils import parse_wheel_filename
+
+        _name, _version, _b, tags = parse_wheel_filename(built.filename)
+        wheel_dist = replace(sdist_dist, filename=built.filename, kind="wheel", tags=tags,
+                             hashes={}, core_metadata=False)
+        sha = hashlib.sha256(built.data).hexdigest()
+        how = ("the built-wheel cache" if built.from_cache else "a sandboxed build")
+        return Artifact("", sha, wheel_dist,
+                        (*sdist.verified_by, f"wheel from {how}"), from_cache=built.from_cache,
+                        size=len(built.data), data=built.data)
+
+    # -- for the builder ----------------------------------------------------------------
+
+    def wheelhouse(self, requirements: list[Requirement], depth: int) -> list[str]:
+        """Resolve build requirements for the target and return verified wheel paths."""
+        from safepip.resolve import Req, resolve
+
+        if not requirements:
+            return []
+        reqs = [Req.from_requirement(r, "build-system.requires") for r in requirements
+                if r.marker is None or r.marker.evaluate(dict(self.options.markers, extra=""))]
+        opts = replace(self.options, installed={}, upgrade=frozenset(), no_deps=False,
+                       constraints={})
+        ctx = self.at_depth(depth)
+        pins, _prov = resolve(reqs, self.index, self.metadata, opts, jobs=self.jobs, build=ctx)
+        out_dir = os.path.join(self.scratch, f"wheelhouse-{depth}")
+        os.makedirs(out_dir, exist_ok=True)
+
+        def fetch(pin: Pin) -> str:
+            assert pin.dist is not None
+            if pin.dist.kind == "sdist":
+                art = ctx.build_pin(pin)
+                filename, data = art.dist.filename, art.data
+            else:
+                art = self.downloader.get(pin.dist)
+                filename, data = pin.dist.filename, art.data
+            path = os.path.join(out_dir, filename)
+            with open(path, "wb") as f:
+                f.write(data)
+            return path
+
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            return list(pool.map(fetch, [p for p in pins if p.dist is not None]))

@@ -1,0 +1,289 @@
+"""The Docker backend, through the Docker Engine API (``docker`` SDK).
+
+Everything goes in and out through the API, never through bind mounts, so a remote
+engine (``DOCKER_HOST``: Podman's socket, another machine) works the same: the
+container starts on a tiny bootstrap that waits; the driver, the wheelhouse and the
+source go in with ``put_archive`` onto size-limited tmpfs mounts; the bootstrap then
+execs the driver; ``/out`` comes back with ``get_archive``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tarfile
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from safepip.errors import SandboxError
+from safepip.sandbox import BUILD_UID, DRIVER, ENV_ALLOWLIST, LogBuffer, RunResult
+
+if TYPE_CHECKING:
+    from safepip.sandbox import RunSpec
+
+DEFAULT_IMAGE = "safepip-sandbox:bookworm"
+
+# Waits for the go-file, runs the command (argv[1:]), writes its exit code, and stays
+# alive so that /out can still be read (the volumes go when the container stops).
+_BOOT = (
+    "import os,subprocess,sys,time\n"
+    "t=time.time()\n"
+    "while not os.path.exists('/tmp/.safepip-go'):\n"
+    "    if time.time()-t>300: sys.exit(97)\n"
+    "    time.sleep(0.01)\n"
+    "rc=subprocess.call(sys.argv[1:])\n"
+    "open('/tmp/.safepip-rc','w').write(str(rc))\n"
+    "time.sleep(600)\n"
+)
+
+
+def image_name() -> str:
+    return os.environ.get("SAFEPIP_SANDBOX_IMAGE", DEFAULT_IMAGE)
+
+
+def _tar_dir(root: str, arc_root: str, uid: int, mode_dirs: int) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for dirpath, dirs, files in os.walk(root):
+            dirs.sort()
+            rel = os.path.relpath(dirpath, root)
+            for name in [*dirs, *sorted(files)]:
+                full = os.path.join(dirpath, name)
+                arc = os.path.normpath(os.path.join(arc_root, rel, name))
+                if os.path.islink(full):
+                    continue  # the source copy holds no links (sdist extraction refuses them)
+                ti = tarfile.TarInfo(arc)
+                ti.uid = ti.gid = uid
+                st = os.stat(full)
+                if os.path.isdir(full):
+                    ti.type = tarfile.DIRTYPE
+                    ti.mode = mode_dirs
+                    tf.addfile(ti)
+                else:
+                    ti.size = st.st_size
+                    ti.mode = 0o755 if st.st_mode & 0o111 else 0o644
+                    with open(full, "rb") as f:
+                        tf.addfile(ti, f)
+    return buf.getvalue()
+
+
+def _tar_file(path: str, arcname: str, data: bytes | None = None, mode: int = 0o444) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        content = data if data is not None else open(path, "rb").read()  # noqa: SIM115
+        ti = tarfile.TarInfo(arcname)
+        ti.size = len(content)
+        ti.mode = mode
+        tf.addfile(ti, io.BytesIO(content))
+    return buf.getvalue()
+
+
+class DockerSandbox:
+    """Builds in a hardened container of ``image`` on the engine ``docker`` talks to."""
+
+    name = "docker"
+
+    def __init__(self, image: str | None = None) -> None:
+        self.image = image or image_name()
+        self._client: Any = None
+        self._error: str | None = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None and self._error is None:
+            try:
+                import docker
+
+                self._client = docker.from_env(timeout=60)
+                self._client.ping()
+            except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds
+                self._error = f"no Docker engine answered ({type(exc).__name__}: {exc})"
+                self._client = None
+        if self._client is None:
+            raise SandboxError(self._error or "no Docker engine")
+        return self._client
+
+    def problems(self) -> list[str]:
+        try:
+            import docker  # noqa: F401
+        except ImportError:
+            return ["the docker SDK is not installed (pip install docker)"]
+        try:
+            client = self.client
+        except SandboxError as exc:
+            return [exc.message]
+        try:
+            client.images.get(self.image)
+        except Exception:  # noqa: BLE001
+            return [f"the image {self.image} is missing (safepip sandbox build-image, or "
+                    "sandbox-images/build-base.sh)"]
+        return []
+
+    def describe(self) -> str:
+        host = os.environ.get("DOCKER_HOST", "the local engine")
+        return f"Docker ({host}), image {self.image}"
+
+    def identity(self) -> str:
+        return str(self.client.images.get(self.image).id)
+
+    def python_tag(self) -> str:
+        out = self.client.containers.run(
+            self.image, ["python3", "-I", "-S", "-c",
+                         "import sys;print('cp%d%d' % sys.version_info[:2])"],
+            network_mode="none", remove=True, user=f"{BUILD_UID}:{BUILD_UID}")
+        return bytes(out).decode().strip()
+
+    def run(self, spec: RunSpec) -> RunResult:
+        from docker.types import Mount
+
+        limits = spec.limits
+        client = self.client
+        start = time.monotonic()
+        # Files can only be put into a running container on a volume (a tmpfs mount of
+        # the container hides what the API writes); tmpfs-backed volumes are size-limited,
+        # which caps the build's output, and work on a remote engine too.
+        run_id = uuid.uuid4().hex[:12]
+        size = max(64, limits.output // (1024 * 1024))
+        layout = {
+            "/src": (f"size={size}m,uid={BUILD_UID},gid={BUILD_UID},mode=0755"),
+            "/out": (f"size={size}m,uid={BUILD_UID},gid={BUILD_UID},mode=0755"),
+            "/wheelhouse": "size=2048m,mode=0755",
+            "/driver": "size=16m,mode=0755",
+            "/tmp": "size=2048m,mode=1777",
+        }
+        volumes = []
+        try:
+            for path, opts in layout.items():
+                volumes.append(client.volumes.create(
+                    name=f"safepip-{run_id}{path.replace('/', '-')}", driver="local",
+                    driver_opts={"type": "tmpfs", "device": "tmpfs", "o": opts},
+                    labels={"safepip": "build"}))
+        except Exception as exc:  # noqa: BLE001
+            self._remove(volumes)
+            raise SandboxError(f"cannot create the build volumes: {exc}") from exc
+        mounts = [Mount(path, vol.name, type="volume") for path, vol in
+                  zip(layout, volumes, strict=True)]
+        try:
+            container = client.containers.create(
+                self.image,
+                ["python3", "-I", "-S", "-c", _BOOT, *spec.argv],
+                user=f"{BUILD_UID}:{BUILD_UID}",
+                network_mode="none",
+                read_only=True,
+                cap_drop=["ALL"],
+                security_opt=["no-new-privileges"],
+                pids_limit=limits.pids,
+                mem_limit=limits.memory,
+                memswap_limit=limits.memory,
+                nano_cpus=int(limits.cpus * 1e9),
+                environment=dict(ENV_ALLOWLIST),
+                working_dir="/src",
+                mounts=mounts,
+                ulimits=[],
+                detach=True,
+            )
+        except Exception as exc:  # noqa: BLE001
+            self._remove(volumes)
+            raise SandboxError(f"cannot create the build container: {exc}") from exc
+        log = LogBuffer(limits.log)
+        killed: str | None = None
+        exit_code: int | None = None
+        try:
+            container.start()
+            # tmpfs mounts exist once the container runs: files go in now, root-owned and
+            # read-only except the source, which belongs to the build user
+            container.put_archive("/driver", _tar_file(DRIVER, "driver.py"))
+            for name in sorted(os.listdir(spec.wheelhouse)):
+                container.put_archive("/wheelhouse", _tar_file(
+                    os.path.join(spec.wheelhouse, name), name))
+            container.put_archive("/src", _tar_dir(spec.src, ".", BUILD_UID, 0o755))
+            container.put_archive("/tmp", _tar_file("", ".safepip-go", b"", 0o444))
+            reader = threading.Thread(target=self._pump, args=(container, log), daemon=True)
+            reader.start()
+            exit_code, killed = self._await(container, start + limits.timeout)
+            if killed is None:
+                # the volumes vanish with the container: /out is read while it still runs
+                self._fetch_out(container, spec.out, limits.output)
+            with contextlib.suppress(Exception):
+                container.kill()
+            reader.join(timeout=5)
+        finally:
+            with contextlib.suppress(Exception):
+                container.remove(force=True, v=True)
+            self._remove(volumes)
+        return RunResult(exit_code, log.text(), time.monotonic() - start, killed,
+                         log.truncated)
+
+    @staticmethod
+    def _await(container: Any, deadline: float) -> tuple[int | None, str | None]:
+        """Wait for the command's exit code (the bootstrap writes it, then waits)."""
+        delay = 0.02
+        while True:
+            try:
+                stream, _ = container.get_archive("/tmp/.safepip-rc")
+                raw = b"".join(stream)
+                with tarfile.open(fileobj=io.BytesIO(raw)) as tf:
+                    member = tf.next()
+                    f = tf.extractfile(member) if member else None
+                    text = f.read(32).decode().strip() if f else ""
+                return (int(text) if text.lstrip("-").isdigit() else -1), None
+            except Exception:  # noqa: BLE001 - docker.errors.NotFound until it is written
+                pass
+            container.reload()
+            state = container.attrs.get("State", {})
+            if state.get("Status") in ("exited", "dead"):
+                if state.get("OOMKilled"):
+                    return None, "memory"
+                return int(state.get("ExitCode", -1)) or -1, None
+            if time.monotonic() > deadline:
+                return None, "timeout"
+            time.sleep(delay)
+            delay = min(0.25, delay * 1.5)
+
+    @staticmethod
+    def _remove(volumes: list[Any]) -> None:
+        for vol in volumes:
+            with contextlib.suppress(Exception):
+                vol.remove(force=True)
+
+    @staticmethod
+    def _pump(container: Any, log: LogBuffer) -> None:
+        with contextlib.suppress(Exception):
+            for chunk in container.logs(stream=True, follow=True):
+                log.feed(chunk)
+
+    @staticmethod
+    def _fetch_out(container: Any, out: str, limit: int) -> None:
+        """Copy /out back: regular files only, bounded, no paths outside ``out``."""
+        from safepip.builder.extract import _check_name
+
+        try:
+            stream, _stat = container.get_archive("/out/.")
+        except Exception:  # noqa: BLE001
+            return
+        buf = io.BytesIO()
+        for chunk in stream:
+            buf.write(chunk)
+            if buf.tell() > limit:
+                raise SandboxError("the build's output is larger than the output limit")
+        buf.seek(0)
+        with tarfile.open(fileobj=buf, mode="r:") as tf:
+            for member in tf:
+                parts = _check_name(member.name, "build output")
+                if parts and parts[0] in (".", "out"):
+                    parts = parts[1:]
+                if not parts:
+                    continue
+                target = os.path.join(out, *parts)
+                if member.isdir():
+                    os.makedirs(target, exist_ok=True)
+                elif member.isreg():
+                    os.makedirs(os.path.dirname(target), exist_ok=True)
+                    src = tf.extractfile(member)
+                    assert src is not None
+                    with open(target, "wb") as f:
+                        f.write(src.read())
+                # links and anything else in the output are dropped, never followed
