@@ -127,6 +127,8 @@ def _add_sandbox_options(g: argparse._ArgumentGroup) -> None:
                    help="memory limit of one build, e.g. 8g (default 8g)")
     g.add_argument("--build-output", metavar="SIZE",
                    help="limit on what one build may write, e.g. 4g (default 4g)")
+    g.add_argument("--build-processes", type=int, metavar="N",
+                   help="limit on processes of one build (default 2048)")
 
 
 def _size(text: str) -> int:
@@ -148,7 +150,7 @@ def _limits(args: argparse.Namespace) -> Limits:
         timeout=args.build_timeout or base.timeout,
         memory=_size(args.build_memory) if args.build_memory else base.memory,
         cpus=base.cpus,
-        pids=base.pids,
+        pids=args.build_processes or base.pids,
         output=_size(args.build_output) if args.build_output else base.output,
         log=base.log,
     )
@@ -269,7 +271,7 @@ def _sandbox(args: argparse.Namespace, ui: UI) -> int:
 
     from safepip.sandbox.bwrap import rootfs_path
     from safepip.sandbox.docker_backend import image_name
-    from safepip.sandbox.select import choose
+    from safepip.sandbox.select import choose, close
 
     if args.sandbox_command == "build-image":
         script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -286,6 +288,7 @@ def _sandbox(args: argparse.Namespace, ui: UI) -> int:
         print(f"builds run in: {sb.describe()}")
         print(f"  identity: {sb.identity()}")
         print(f"  python:   {sb.python_tag()}")
+        close(sb)
     else:
         print("no sandbox is available: source builds will be refused")
     for reason in choice.reasons:
@@ -332,9 +335,13 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
         old = outcome.replaced.get(pin.name)
         mark = "~" if old is not None else "+"
         label = f"{pin.name} {pin.version}"
-        sources = [v.replace("the index ", "index ").replace("--hash ", "--hash ")
-                   for v in art.verified_by if not v.startswith("none")]
-        hash_note = f"sha256 ✓ {'+'.join(sources)}" if sources else "sha256 ✗ no hash known"
+        sources = [v.replace("the index ", "index ") for v in art.verified_by
+                   if not v.startswith(("none", "built", "from the built"))]
+        builds = [v for v in art.verified_by if v.startswith(("built", "from the built"))]
+        what = "sdist sha256" if builds else "sha256"
+        hash_note = f"{what} ✓ {'+'.join(sources)}" if sources else f"{what}: no hash known"
+        if builds:
+            hash_note += " · " + builds[0]
         change = f"  (was {old})" if old is not None else ""
         ui.info(f" {mark} {label:<{width}}  {hash_note} · wheel checked{change}")
     ui.info("   (PEP 740 attestations are not checked yet)")
@@ -354,8 +361,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    verbosity = args.verbose - args.quiet
-    progress = {"on": True, "off": False}.get(args.progress_bar)
+    verbosity = getattr(args, "verbose", 0) - getattr(args, "quiet", 0)
+    progress = {"on": True, "off": False}.get(getattr(args, "progress_bar", "auto"))
     ui = UI(verbosity, progress=progress)
     start = time.perf_counter()
     try:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from safepip.models import Artifact, Pin
     from safepip.reqfile import RequirementSet, UserRequirement
     from safepip.target import Target
-    from safepip.ui import UI
+    from safepip.ui import UI, DownloadProgress
 
 
 @dataclass
@@ -161,6 +161,18 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     )
     build = _build_context(request, target, ui, cache, downloader, index, metadata, opts,
                            cfg.jobs)
+    try:
+        return _resolve_and_install(request, cfg, ui, target, installed, cache, t0, rs, index,
+                                    progress, downloader, metadata, opts, build, markers)
+    finally:
+        build.builder.close()
+
+
+def _resolve_and_install(request: InstallRequest, cfg: Config, ui: UI, target: Target,
+                         installed: dict[str, Any], cache: Cache, t0: float,
+                         rs: RequirementSet, index: IndexClient, progress: DownloadProgress,
+                         downloader: Downloader, metadata: MetadataFetcher, opts: Options,
+                         build: BuildContext, markers: dict[str, str]) -> Outcome:
     rs.requirements = [_built_local(r, build, cache) if r.local else r
                        for r in rs.requirements]
     user_reqs = [Req.from_requirement(r.req, r.source, r.link) for r in rs.requirements]

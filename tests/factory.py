@@ -136,3 +136,74 @@ def make_sdist(name: str, version: str = "1.0") -> Built:
             ti.size = len(data)
             tf.addfile(ti, io.BytesIO(data))
     return Built(f"{root}.tar.gz", buf.getvalue(), md, name, version)
+
+
+BACKEND_HEADER = '''
+import base64, hashlib, json, os, zipfile
+NAME, VERSION = {name!r}, {version!r}
+NORM = NAME.replace("-", "_")
+
+def _rec(data):
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+def make_wheel(wheel_directory, files, name=NAME, version=VERSION, links=()):
+    fn = f"{{name.replace('-', '_')}}-{{version}}-py3-none-any.whl"
+    di = f"{{name.replace('-', '_')}}-{{version}}.dist-info"
+    files = dict(files)
+    files[f"{{di}}/METADATA"] = (f"Metadata-Version: 2.1\\nName: {{name}}\\n"
+                                f"Version: {{version}}\\n").encode()
+    files[f"{{di}}/WHEEL"] = (b"Wheel-Version: 1.0\\nGenerator: test\\n"
+                             b"Root-Is-Purelib: true\\nTag: py3-none-any\\n")
+    rows = [f"{{k}},{{_rec(v)}},{{len(v)}}" for k, v in files.items()] + [f"{{di}}/RECORD,,"]
+    files[f"{{di}}/RECORD"] = ("\\n".join(rows) + "\\n").encode()
+    with zipfile.ZipFile(os.path.join(wheel_directory, fn), "w") as zf:
+        for k, v in files.items():
+            zf.writestr(k, v)
+        for link, target in links:
+            info = zipfile.ZipInfo(link)
+            info.external_attr = (0o120777 << 16)
+            zf.writestr(info, target)
+    return fn
+
+def get_requires_for_build_wheel(config_settings=None):
+    return []
+'''
+
+DEFAULT_BUILD = '''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    return make_wheel(wheel_directory, {f"{NORM}/__init__.py": b"BUILT = True\\n"})
+'''
+
+
+def make_backend_sdist(name: str, version: str = "1.0", build: str = DEFAULT_BUILD,
+                       extra_files: dict[str, str] | None = None,
+                       static_metadata: bool = False) -> Built:
+    """An sdist whose in-tree PEP 517 backend (``backend-path``) runs ``build``.
+
+    The backend needs nothing from any index, so a sandboxed build is hermetic; ``build``
+    is Python source defining ``build_wheel`` (and may misbehave on purpose).
+    """
+    import tarfile
+
+    norm = canonicalize_name(name).replace("-", "_")
+    root = f"{norm}-{version}"
+    md = (f"Metadata-Version: 2.2\nName: {name}\nVersion: {version}\n\n" if static_metadata
+          else f"Metadata-Version: 2.2\nName: {name}\nVersion: {version}\n"
+          "Dynamic: Requires-Dist\n\n").encode()
+    files = {
+        "PKG-INFO": md,
+        "pyproject.toml": b'[build-system]\nrequires = []\nbuild-backend = "backend"\n'
+                          b'backend-path = ["_build"]\n',
+        "_build/backend.py": (BACKEND_HEADER.format(name=name, version=version) + build
+                              ).encode(),
+    }
+    for path, text in (extra_files or {}).items():
+        files[path] = text.encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for path, data in files.items():
+            ti = tarfile.TarInfo(f"{root}/{path}")
+            ti.size = len(data)
+            ti.mode = 0o644
+            tf.addfile(ti, io.BytesIO(data))
+    return Built(f"{root}.tar.gz", buf.getvalue(), md, name, version)

@@ -57,8 +57,9 @@ lib==${LIBVER} \\
     ("lib==1.0 --hash=abc\n", "is not of the form algorithm:digest"),
     ("\n\nlib>=>1\n", "req.txt:3: invalid requirement"),
     ("-r missing.txt\n", "missing.txt: no such file"),
-    ("-e .\n", "editable installs need a build"),
-    ("./some/project\n", "is a source tree or source distribution"),
+    ("-e .\n", "editable installs are not supported yet"),
+    ("./some/project\n", "is neither a wheel, a source distribution nor a project"),
+    ("./missing-1.0.tar.gz\n", "no such file or directory"),
     ("lib @ https://example.org/lib-1.0.tar.gz\n", "only direct references to wheels"),
 ])
 def test_bad_lines(tmp_path: Path, text: str, message: str) -> None:

@@ -55,6 +55,7 @@ class Built:
     filename: str
     data: bytes
     from_cache: bool
+    sandbox: str = ""
 
 
 def static_sdist_metadata(pkg_info: bytes, where: str) -> Metadata | None:
@@ -115,6 +116,7 @@ class Builder:
         self.target_tags = target_tags
         self._identity: str | None = None
         self._pytag: str | None = None
+        self._this_run: dict[str, Built] = {}
 
     @property
     def sandbox(self) -> Sandbox:
@@ -123,6 +125,12 @@ class Builder:
             self._sandbox = self._sandbox_factory()
             self.ui.info(f"Builds run in: {self._sandbox.describe()}")
         return self._sandbox
+
+    def close(self) -> None:
+        if self._sandbox is not None:
+            from safepip.sandbox.select import close
+
+            close(self._sandbox)
 
     def _key(self, source_sha256: str, hook: str) -> str:
         if self._identity is None:
@@ -181,6 +189,15 @@ class Builder:
         except InvalidRequirement as exc:
             raise SdistError(name, "pyproject", f"invalid build requirement: {exc}") from exc
 
+    def _wheelhouse(self, name: str, reqs: list[Requirement], depth: int) -> list[str]:
+        from safepip.errors import ResolutionError
+
+        try:
+            return self.wheelhouse(reqs, depth)
+        except ResolutionError as exc:
+            raise BuildError(name, "its build requirements cannot be installed: "
+                             + exc.message, hint=exc.hint) from exc
+
     def _run(self, name: str, src: str, work: str, hook: str, wheels: list[str]) -> dict[str,
                                                                                       object]:
         wheelhouse = os.path.join(work, "wheelhouse")
@@ -213,7 +230,7 @@ class Builder:
         if not isinstance(data, dict) or result.exit_code != 0 or "error" in data:
             detail = str(data.get("error", "")) if isinstance(data, dict) else ""
             raise BuildError(name, f"{hook} exited with {result.exit_code}",
-                             log=(detail + "\n" + result.log).strip())
+                             log=(result.log + "\n" + detail).strip())
         return data
 
     # -- public -------------------------------------------------------------------------
@@ -251,7 +268,7 @@ class Builder:
         try:
             src = self._prepare(work, sdist=sdist, project_dir=project_dir)
             reqs = self.build_requires(src, name)
-            wheels = self.wheelhouse(reqs, depth + 1)
+            wheels = self._wheelhouse(name, reqs, depth + 1)
             data = self._run(name, src, work, "get_requires_for_build_wheel", wheels)
             extra = data.get("result") or []
             if isinstance(extra, list) and extra:
@@ -260,7 +277,7 @@ class Builder:
                 except InvalidRequirement as exc:
                     raise BuildError(name, f"the backend asked for an invalid requirement: "
                                      f"{exc}") from exc
-                wheels = self.wheelhouse(reqs + more, depth + 1)
+                wheels = self._wheelhouse(name, reqs + more, depth + 1)
             data = self._run(name, src, work, "build_wheel", wheels)
             expect_name = name if sdist is not None else _project_name(src)
             built = self._collect(name, os.path.join(work, "out", "dist"), data,
@@ -300,17 +317,22 @@ class Builder:
                              "(its tags do not match)",
                              hint="the sandbox image's Python must match the target's")
         with open(path, "rb") as f:
-            return Built(filename, f.read(), False)
+            return Built(filename, f.read(), False, self.sandbox.name)
 
     # -- built-wheel cache ----------------------------------------------------------------
 
     def _cached(self, key: str | None) -> Built | None:
-        if key is None or self.cache is None:
+        if key is None:
+            return None
+        if key in self._this_run:
+            return self._this_run[key]
+        if self.cache is None:
             return None
         found = self.cache.get_built(key)
         return Built(found[0], found[1], True) if found else None
 
     def _store(self, key: str, built: Built) -> None:
+        self._this_run[key] = built
         if self.cache is not None:
             self.cache.put_built(key, built.filename, built.data)
 

@@ -84,9 +84,10 @@ class BuildContext:
         wheel_dist = replace(sdist_dist, filename=built.filename, kind="wheel", tags=tags,
                              hashes={}, core_metadata=False)
         sha = hashlib.sha256(built.data).hexdigest()
-        how = ("the built-wheel cache" if built.from_cache else "a sandboxed build")
+        how = ("from the built-wheel cache" if built.from_cache else
+               f"built in the {built.sandbox} sandbox")
         return Artifact("", sha, wheel_dist,
-                        (*sdist.verified_by, f"wheel from {how}"), from_cache=built.from_cache,
+                        (*sdist.verified_by, how), from_cache=built.from_cache,
                         size=len(built.data), data=built.data)
 
     # -- for the builder ----------------------------------------------------------------

@@ -236,6 +236,8 @@ class BwrapSandbox:
         finally:
             cg.kill_all()
             cg.remove()
+            if proc.stdout is not None:
+                proc.stdout.close()
         return RunResult(proc.returncode, log.text(), time.monotonic() - start, killed,
                          log.truncated)
 

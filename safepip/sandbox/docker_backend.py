@@ -73,7 +73,10 @@ def _tar_dir(root: str, arc_root: str, uid: int, mode_dirs: int) -> bytes:
 def _tar_file(path: str, arcname: str, data: bytes | None = None, mode: int = 0o444) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tf:
-        content = data if data is not None else open(path, "rb").read()  # noqa: SIM115
+        if data is None:
+            with open(path, "rb") as f:
+                data = f.read()
+        content = data
         ti = tarfile.TarInfo(arcname)
         ti.size = len(content)
         ti.mode = mode
@@ -101,10 +104,16 @@ class DockerSandbox:
                 self._client.ping()
             except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds
                 self._error = f"no Docker engine answered ({type(exc).__name__}: {exc})"
-                self._client = None
+                self.close()
         if self._client is None:
             raise SandboxError(self._error or "no Docker engine")
         return self._client
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.close()
+            self._client = None
 
     def problems(self) -> list[str]:
         try:
@@ -161,7 +170,7 @@ class DockerSandbox:
                     name=f"safepip-{run_id}{path.replace('/', '-')}", driver="local",
                     driver_opts={"type": "tmpfs", "device": "tmpfs", "o": opts},
                     labels={"safepip": "build"}))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._remove(volumes)
             raise SandboxError(f"cannot create the build volumes: {exc}") from exc
         mounts = [Mount(path, vol.name, type="volume") for path, vol in
@@ -185,7 +194,7 @@ class DockerSandbox:
                 ulimits=[],
                 detach=True,
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._remove(volumes)
             raise SandboxError(f"cannot create the build container: {exc}") from exc
         log = LogBuffer(limits.log)
@@ -201,7 +210,8 @@ class DockerSandbox:
                     os.path.join(spec.wheelhouse, name), name))
             container.put_archive("/src", _tar_dir(spec.src, ".", BUILD_UID, 0o755))
             container.put_archive("/tmp", _tar_file("", ".safepip-go", b"", 0o444))
-            reader = threading.Thread(target=self._pump, args=(container, log), daemon=True)
+            logs = container.logs(stream=True, follow=True)
+            reader = threading.Thread(target=self._pump, args=(logs, log), daemon=True)
             reader.start()
             exit_code, killed = self._await(container, start + limits.timeout)
             if killed is None:
@@ -210,6 +220,8 @@ class DockerSandbox:
             with contextlib.suppress(Exception):
                 container.kill()
             reader.join(timeout=5)
+            with contextlib.suppress(Exception):
+                logs.close()
         finally:
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
@@ -250,9 +262,9 @@ class DockerSandbox:
                 vol.remove(force=True)
 
     @staticmethod
-    def _pump(container: Any, log: LogBuffer) -> None:
+    def _pump(logs: Any, log: LogBuffer) -> None:
         with contextlib.suppress(Exception):
-            for chunk in container.logs(stream=True, follow=True):
+            for chunk in logs:
                 log.feed(chunk)
 
     @staticmethod

@@ -42,9 +42,17 @@ def choose(mode: str) -> Choice:
         if not problems:
             return Choice(sb, reasons)
         reasons.extend(f"{sb.name}: {p}" for p in problems)
+        close(sb)
     if mode == "bwrap" and not sys.platform.startswith("linux"):
         reasons.append("bwrap: bubblewrap needs Linux")
     return Choice(None, reasons)
+
+
+def close(sandbox: object) -> None:
+    """Release what a sandbox holds (the Docker client's connections)."""
+    closer = getattr(sandbox, "close", None)
+    if callable(closer):
+        closer()
 
 
 class HostRunner:

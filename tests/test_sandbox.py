@@ -1,0 +1,317 @@
+"""Sandboxed builds, in BOTH backends: happy paths and malicious sdists (threats.md 16).
+
+Each malicious sdist has an in-tree backend that tries something and records what it
+saw in a ``findings.json`` shipped inside the wheel it builds (or fails the build); the
+test then checks that the attempt failed or was contained, and nothing reached the host.
+With SAFEPIP_REQUIRE_SANDBOX=1 (CI) a missing backend fails these tests instead of
+skipping them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from safepip.sandbox.select import choose, close
+from tests.conftest import site_packages
+from tests.factory import make_backend_sdist
+from tests.indexserver import LocalIndex
+
+FINDINGS_BUILD = '''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    findings = probe()
+    return make_wheel(wheel_directory, {
+        f"{NORM}/__init__.py": b"",
+        f"{NORM}/findings.json": json.dumps(findings).encode(),
+    })
+'''
+
+
+@pytest.fixture(params=["bwrap", "docker"])
+def backend(request: pytest.FixtureRequest) -> str:
+    mode = str(request.param)
+    choice = choose(mode)
+    if choice.sandbox is None:
+        why = "; ".join(choice.reasons)
+        if os.environ.get("SAFEPIP_REQUIRE_SANDBOX") == "1":
+            pytest.fail(f"the {mode} sandbox is required here but unavailable: {why}")
+        pytest.skip(f"the {mode} sandbox is unavailable: {why}")
+    close(choice.sandbox)
+    return mode
+
+
+def findings(venv: Path, name: str) -> dict[str, object]:
+    data = (site_packages(venv) / name / "findings.json").read_text()
+    result: dict[str, object] = json.loads(data)
+    return result
+
+
+def test_in_tree_backend_sdist_builds_and_installs(index: LocalIndex, venv: Path, safepip,
+                                                   backend: str, venv_template: Path) -> None:
+    index.add(make_backend_sdist("fromsource", "1.0"))
+    r = safepip("install", "--sandbox", backend, "fromsource")
+    assert r.code == 0, r.text
+    assert f"in the {backend} sandbox" in r.err
+    assert (site_packages(venv) / "fromsource" / "__init__.py").read_text() == "BUILT = True\n"
+    assert "built in" in r.err or "sandboxed build" in r.err
+    # a second install in a fresh environment builds nothing: the built wheel is cached
+    shutil.rmtree(venv)
+    shutil.copytree(venv_template, venv, symlinks=True)
+    r = safepip("install", "--sandbox", backend, "fromsource")
+    assert r.code == 0, r.text
+    assert "Building" not in r.err
+
+
+def test_static_metadata_needs_no_sandbox(index: LocalIndex, venv: Path, safepip,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """PEP 643: a non-dynamic PKG-INFO is read, no code runs to resolve."""
+    monkeypatch.setenv("SAFEPIP_ROOTFS", "/nonexistent")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    index.add(make_backend_sdist("staticmd", "1.0", static_metadata=True))
+    r = safepip("install", "--dry-run", "staticmd")
+    assert r.code == 0, r.text
+    assert "Would install staticmd 1.0" in r.err
+
+
+def test_no_sandbox_refuses_to_build(index: LocalIndex, venv: Path, safepip, clean,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFEPIP_ROOTFS", "/nonexistent")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    index.add(make_backend_sdist("needsbuild", "1.0"))
+    with clean():
+        r = safepip("install", "needsbuild")
+    assert r.code == 1
+    assert "no sandbox is available" in r.err
+    assert "--unsafe-build-on-host" in r.err
+
+
+def test_local_project_directory(venv: Path, safepip, backend: str, tmp_path: Path) -> None:
+    proj = tmp_path / "proj"
+    sd = make_backend_sdist("localproj", "2.0")
+    import io
+    import tarfile
+
+    with tarfile.open(fileobj=io.BytesIO(sd.data)) as tf:
+        tf.extractall(tmp_path, filter="data")
+    (tmp_path / "localproj-2.0").rename(proj)
+    (proj / "secret-link").symlink_to("/etc/passwd")
+    r = safepip("install", "--sandbox", backend, str(proj))
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "localproj-2.0.dist-info").is_dir()
+
+
+NETWORK_PROBE = '''
+def probe():
+    import socket
+    cfg = json.load(open("config.json"))
+    out = {"interfaces": sorted(n for _i, n in socket.if_nameindex())}
+    try:
+        socket.create_connection(("127.0.0.1", cfg["port"]), timeout=3).close()
+        out["host_loopback"] = "connected"
+    except OSError as e:
+        out["host_loopback"] = "failed: %s" % e
+    try:
+        socket.getaddrinfo("pypi.org", 443)
+        out["dns"] = "resolved"
+    except OSError as e:
+        out["dns"] = "failed: %s" % e
+    return out
+'''
+
+
+def test_no_network(index: LocalIndex, venv: Path, safepip, backend: str) -> None:
+    """Only loopback inside; the host's services and DNS are out of reach.
+
+    (The probe never sends traffic to an outside address: the test network allows
+    loopback only. It connects to the test's own index on the host's 127.0.0.1, which
+    a sandbox with its own network namespace cannot see.)
+    """
+    index.add(make_backend_sdist("netprobe", build=NETWORK_PROBE + FINDINGS_BUILD,
+                                 extra_files={"config.json": json.dumps({"port": index.port})}))
+    r = safepip("install", "--sandbox", backend, "netprobe")
+    assert r.code == 0, r.text
+    f = findings(venv, "netprobe")
+    assert f["interfaces"] == ["lo"]
+    assert str(f["host_loopback"]).startswith("failed")
+    assert str(f["dns"]).startswith("failed")
+
+
+SECRETS_PROBE = '''
+def probe():
+    cfg = json.load(open("config.json"))
+    out = {"env": dict(os.environ), "uid": os.getuid()}
+    for key in ("ssh_key", "home"):
+        try:
+            path = cfg[key]
+            out[key] = open(path).read() if os.path.isfile(path) else os.listdir(path)
+        except OSError as e:
+            out[key] = "failed: %s" % e
+    out["docker_sock"] = os.path.exists("/var/run/docker.sock")
+    out["ssh_agent"] = os.environ.get("SSH_AUTH_SOCK")
+    writes = {}
+    for path in (cfg["escape"], "/etc/safepip-evil", "/usr/safepip-evil", "/safepip-evil"):
+        try:
+            open(path, "w").write("x")
+            writes[path] = "written"
+        except OSError as e:
+            writes[path] = "failed: %s" % e.__class__.__name__
+    out["writes"] = writes
+    try:
+        open("/tmp/scratch", "w").write("tmp is writable")
+        out["tmp"] = "ok"
+    except OSError as e:
+        out["tmp"] = "failed"
+    return out
+'''
+
+
+def test_no_secrets_no_writes_outside(index: LocalIndex, venv: Path, safepip, backend: str,
+                                      tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = Path(os.environ["HOME"])
+    (home / ".ssh").mkdir()
+    key = home / ".ssh" / "id_rsa"
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY----- top secret")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cr3t-token-value")
+    monkeypatch.setenv("SSH_AUTH_SOCK", str(tmp_path / "agent.sock"))
+    escape = tmp_path / "escaped.txt"
+    config = {"ssh_key": str(key), "home": str(home), "escape": str(escape)}
+    index.add(make_backend_sdist("secrets", build=SECRETS_PROBE + FINDINGS_BUILD,
+                                 extra_files={"config.json": json.dumps(config)}))
+    r = safepip("install", "--sandbox", backend, "secrets")
+    assert r.code == 0, r.text
+    f = findings(venv, "secrets")
+    text = json.dumps(f)
+    assert "top secret" not in text and "s3cr3t-token-value" not in text
+    assert str(f["ssh_key"]).startswith("failed") and str(f["home"]).startswith("failed")
+    allowed = {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE",
+               "SOURCE_DATE_EPOCH", "HOSTNAME", "PWD", "SHLVL", "_"}
+    assert set(f["env"]) <= allowed  # type: ignore[arg-type]
+    assert f["uid"] != 0
+    assert f["docker_sock"] is False and f["ssh_agent"] is None
+    assert all(v.startswith("failed") for v in f["writes"].values())  # type: ignore[union-attr]
+    assert f["tmp"] == "ok"
+    assert not escape.exists()
+
+
+FORK_BOMB = '''
+def probe():
+    import signal, time
+    pids = []
+    for _ in range(400):
+        try:
+            pid = os.fork()
+        except OSError:
+            break
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        pids.append(pid)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    return {"forked": len(pids)}
+'''
+
+
+def test_fork_bomb_is_bounded(index: LocalIndex, venv: Path, safepip, backend: str) -> None:
+    index.add(make_backend_sdist("forker", build=FORK_BOMB + FINDINGS_BUILD))
+    r = safepip("install", "--sandbox", backend, "--build-processes", "64", "forker")
+    if r.code == 0:
+        assert int(findings(venv, "forker")["forked"]) < 64  # type: ignore[call-overload]
+    else:
+        assert "forker" in r.err
+
+
+def test_sleeping_forever_is_killed(index: LocalIndex, venv: Path, safepip, backend: str,
+                                    clean) -> None:
+    index.add(make_backend_sdist("sleeper", build='''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import time
+    time.sleep(3600)
+'''))
+    with clean():
+        r = safepip("install", "--sandbox", backend, "--build-timeout", "4", "sleeper")
+    assert r.code == 1
+    assert "the sandbox killed the build: it ran longer than 4s" in r.err
+
+
+def test_writing_gigabytes_is_stopped(index: LocalIndex, venv: Path, safepip, backend: str,
+                                      clean) -> None:
+    index.add(make_backend_sdist("filler", build='''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    block = b"x" * (1024 * 1024)
+    with open("big.bin", "wb") as f:
+        for _ in range(2048):
+            f.write(block)
+'''))
+    with clean():
+        r = safepip("install", "--sandbox", backend, "--build-output", "64m", "filler")
+    assert r.code == 1
+    assert "building filler failed" in r.err
+
+
+def test_printing_megabytes_is_truncated(index: LocalIndex, venv: Path, safepip,
+                                         backend: str) -> None:
+    index.add(make_backend_sdist("chatty", build='''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import sys
+    line = "spam " * 200 + "\\n"
+    for _ in range(30000):
+        sys.stdout.write(line)
+    raise RuntimeError("the end")
+'''))
+    r = safepip("install", "--sandbox", backend, "chatty")
+    assert r.code == 1
+    assert "RuntimeError: the end" in r.err
+    assert len(r.err) < 3 * 1024 * 1024
+
+
+def test_symlink_in_built_wheel_is_refused(index: LocalIndex, venv: Path, safepip,
+                                           backend: str, clean) -> None:
+    index.add(make_backend_sdist("linker", build='''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    return make_wheel(wheel_directory, {f"{NORM}/__init__.py": b""},
+                      links=[(f"{NORM}/passwd", "/etc/passwd")])
+'''))
+    with clean():
+        r = safepip("install", "--sandbox", backend, "linker")
+    assert r.code == 1
+    assert "symbolic link" in r.err
+
+
+def test_wheel_of_another_project_is_refused(index: LocalIndex, venv: Path, safepip,
+                                             backend: str, clean) -> None:
+    index.add(make_backend_sdist("honest", build='''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    return make_wheel(wheel_directory, {"requests/__init__.py": b"evil = 1"}, name="requests")
+'''))
+    with clean():
+        r = safepip("install", "--sandbox", backend, "honest")
+    assert r.code == 1
+    assert "wheel of another project" in r.err
+
+
+def test_build_failure_shows_the_log(index: LocalIndex, venv: Path, safepip, backend: str,
+                                     clean) -> None:
+    index.add(make_backend_sdist("broken", build='''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    print("compiling things...")
+    raise SystemExit("error: missing header foo.h")
+'''))
+    with clean():
+        r = safepip("install", "--sandbox", backend, "broken")
+    assert r.code == 1
+    assert "--- build output" in r.err and "missing header foo.h" in r.err
+
+
+def test_sandbox_status(backend: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "safepip", "sandbox", "status",
+                          "--sandbox", backend], capture_output=True, text=True,
+                         env=dict(os.environ))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "builds run in:" in out.stdout and "python:   cp3" in out.stdout
