@@ -185,6 +185,54 @@ def metadata_strategies(reqs: Path, work: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def sandbox_overhead(runs: int, work: Path) -> dict[str, dict[str, float]]:
+    """Per backend: a trivial sdist's install time minus the same build on the host, and a
+    cached re-install (which builds nothing)."""
+    sys.path.insert(0, str(HERE.parent))
+    from safepip.sandbox.select import choose, close
+    from tests.factory import make_backend_sdist
+    from tests.indexserver import LocalIndex
+
+    index = LocalIndex().start()
+    index.add(make_backend_sdist("trivial", "1.0"))
+    out: dict[str, dict[str, float]] = {}
+    try:
+        def install(flags: list[str], cache: Path) -> float:
+            py = fresh_venv(work / "venv-sb")
+            return timed([bin_of("safepip"), "install", "-q", "--python", str(py),
+                          "--isolated", "--index-url", index.url, "--cache-dir", str(cache),
+                          *flags, "trivial"])
+
+        def median_of(flags: list[str], warm: bool) -> float:
+            ts = []
+            for i in range(runs):
+                cache = work / f"cache-sb-{'-'.join(flags)}-{i}"
+                shutil.rmtree(cache, ignore_errors=True)
+                if warm:
+                    install(flags, cache)
+                ts.append(install(flags, cache))
+            return statistics.median(ts)
+
+        host = median_of(["--unsafe-build-on-host"], warm=False)
+        for mode in ("docker", "bwrap"):
+            choice = choose(mode)
+            if choice.sandbox is None:
+                print(f"sandbox {mode}: unavailable ({'; '.join(choice.reasons)})")
+                continue
+            close(choice.sandbox)
+            cold = median_of(["--sandbox", mode], warm=False)
+            cached = median_of(["--sandbox", mode], warm=True)
+            out[mode] = {"install_s": round(cold, 3), "host_build_install_s": round(host, 3),
+                         "overhead_s": round(cold - host, 3), "cached_reinstall_s":
+                         round(cached, 3)}
+            print(f"sandbox {mode:>6}: install {cold:.2f}s, same build on the host "
+                  f"{host:.2f}s -> overhead {cold - host:.2f}s (two sandbox runs: "
+                  f"get_requires + build_wheel); cached re-install {cached:.2f}s", flush=True)
+    finally:
+        index.stop()
+    return out
+
+
 def version_time(runs: int) -> float:
     exe = bin_of("safepip")
     ts = []
@@ -198,7 +246,7 @@ def version_time(runs: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", choices=["local", "pypi"])
+    ap.add_argument("--only", choices=["local", "pypi", "sandbox"])
     ap.add_argument("--set", type=Path, default=SET30)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--mirror", type=Path, help="reuse a mirror built by an earlier run")
@@ -224,6 +272,8 @@ def main() -> None:
         if args.only in (None, "pypi"):
             out.update(scenario("pypi", PYPI, args.set, args.runs, work))
             out["metadata strategies"] = metadata_strategies(args.set, work)
+        if args.only in (None, "sandbox"):
+            out["sandbox"] = sandbox_overhead(args.runs, work)
         vt = version_time(args.runs)
         out["safepip --version s"] = round(vt, 3)
         print(f"safepip --version: {vt * 1000:.0f} ms")

@@ -80,3 +80,30 @@ def test_upgrade_and_dry_run_report(venv: Path, tmp_path: Path) -> None:
     assert installed(venv)["idna"] == "3.6"
     assert run("install", "-U", "idna").code == 0
     assert installed(venv)["idna"] == data["install"][0]["metadata"]["version"]
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "docker"])
+def test_sdist_only_package_from_pypi(venv: Path, backend: str) -> None:
+    """docopt 0.6.2 exists only as an sdist with a setup.py: built in the sandbox."""
+    from tests.test_sandbox import require_backend
+
+    require_backend(backend)
+    r = run("install", "--sandbox", backend, "docopt==0.6.2")
+    assert r.code == 0, r.text
+    assert f"built in the {backend} sandbox" in r.err
+    subprocess.run([str(venv / "bin" / "python"), "-c", "import docopt"], check=True)
+
+
+@pytest.mark.parametrize("backend", ["bwrap", "docker"])
+def test_c_extension_built_from_source(venv: Path, backend: str) -> None:
+    """markupsafe's C speedups, compiled by gcc in the container, imported on the host."""
+    from tests.test_sandbox import require_backend
+
+    require_backend(backend)
+    r = run("install", "--sandbox", backend, "--no-binary", "markupsafe", "markupsafe")
+    assert r.code == 0, r.text
+    assert "built in the" in r.err
+    out = subprocess.run([str(venv / "bin" / "python"), "-c",
+                          "import markupsafe._speedups as s; print(s.__file__)"],
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith(".so")

@@ -33,9 +33,8 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
 '''
 
 
-@pytest.fixture(params=["bwrap", "docker"])
-def backend(request: pytest.FixtureRequest) -> str:
-    mode = str(request.param)
+def require_backend(mode: str) -> str:
+    """Skip without the backend, or fail when SAFEPIP_REQUIRE_SANDBOX=1 (CI)."""
     choice = choose(mode)
     if choice.sandbox is None:
         why = "; ".join(choice.reasons)
@@ -44,6 +43,11 @@ def backend(request: pytest.FixtureRequest) -> str:
         pytest.skip(f"the {mode} sandbox is unavailable: {why}")
     close(choice.sandbox)
     return mode
+
+
+@pytest.fixture(params=["bwrap", "docker"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return require_backend(str(request.param))
 
 
 def findings(venv: Path, name: str) -> dict[str, object]:
@@ -315,3 +319,38 @@ def test_sandbox_status(backend: str) -> None:
                          env=dict(os.environ))
     assert out.returncode == 0, out.stdout + out.stderr
     assert "builds run in:" in out.stdout and "python:   cp3" in out.stdout
+
+
+def test_memory_limit(index: LocalIndex, venv: Path, safepip, backend: str, clean) -> None:
+    index.add(make_backend_sdist("hog", build='''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    blocks = []
+    for _ in range(2048):
+        blocks.append(bytearray(1024 * 1024))  # touch 2 GiB, 1 MiB at a time
+'''))
+    with clean():
+        r = safepip("install", "--sandbox", backend, "--build-memory", "256m", "hog")
+    assert r.code == 1
+    assert "building hog failed" in r.err
+    assert "more memory than the limit" in r.err or "MemoryError" in r.err
+
+
+def test_sdist_file_on_the_command_line(venv: Path, safepip, backend: str,
+                                        tmp_path: Path) -> None:
+    sd = make_backend_sdist("afile", "3.0")
+    path = tmp_path / sd.filename
+    path.write_bytes(sd.data)
+    r = safepip("install", "--sandbox", backend, str(path))
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "afile-3.0.dist-info").is_dir()
+
+
+def test_unsafe_build_on_host_says_so(index: LocalIndex, venv: Path, safepip,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFEPIP_ROOTFS", "/nonexistent")
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    index.add(make_backend_sdist("onhost", "1.0"))
+    r = safepip("install", "--unsafe-build-on-host", "onhost")
+    assert r.code == 0, r.text
+    assert "build code runs ON THIS MACHINE" in r.err
+    assert (site_packages(venv) / "onhost-1.0.dist-info").is_dir()

@@ -215,7 +215,8 @@ class Builder:
     def _result(self, name: str, hook: str, result: RunResult, out: str) -> dict[str, object]:
         if result.killed is not None:
             what = {"timeout": f"it ran longer than {self.limits.timeout:.0f}s",
-                    "memory": "it used more memory than the limit",
+                    "memory": "it used more memory than the limit (it was killed by the "
+                              "out-of-memory killer)",
                     "pids": "it started more processes than the limit",
                     "output": "it wrote more than the output limit"}.get(
                 result.killed, result.killed)

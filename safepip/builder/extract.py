@@ -84,8 +84,9 @@ def _unpack_tar(path: str, dest: str, filename: str) -> set[str]:
                 raise SdistError(filename, "special-file",
                                  f"member {member.name!r} is a device, FIFO or other special "
                                  "file")
-            pax_size = member.pax_headers.get("size")
-            if pax_size is not None and str(member.size) != pax_size:
+            if "size" in member.pax_headers and _ustar_size(tf, member) != member.size:
+                # tarfile believes the PAX size; other readers believe the header's
+                # (CVE-2025-62518 "TARmageddon"): refuse the disagreement
                 raise SdistError(filename, "pax", f"member {member.name!r} has a PAX size "
                                  "that differs from its header")
             tops.add(parts[0])
@@ -106,6 +107,25 @@ def _unpack_tar(path: str, dest: str, filename: str) -> set[str]:
                 stat.S_ISUID | stat.S_ISGID)
             _write(dest, parts, src, executable)
     return tops
+
+
+def _ustar_size(tf: tarfile.TarFile, member: tarfile.TarInfo) -> int | None:
+    """The size field of the member's own 512-byte header, before PAX applies."""
+    pos = tf.fileobj.tell() if tf.fileobj else 0
+    try:
+        assert tf.fileobj is not None
+        tf.fileobj.seek(member.offset_data - tarfile.BLOCKSIZE)
+        raw = tf.fileobj.read(tarfile.BLOCKSIZE)
+        field = raw[124:136]
+        if field[:1] in (b"\x80", b"\xff"):  # base-256
+            return int.from_bytes(field[1:], "big")
+        text = field.rstrip(b"\x00 ").decode("ascii") or "0"
+        return int(text, 8)
+    except (ValueError, OSError, AssertionError):
+        return None
+    finally:
+        if tf.fileobj is not None:
+            tf.fileobj.seek(pos)
 
 
 def _unpack_zip(path: str, dest: str, filename: str) -> set[str]:

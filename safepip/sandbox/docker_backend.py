@@ -241,7 +241,10 @@ class DockerSandbox:
                     member = tf.next()
                     f = tf.extractfile(member) if member else None
                     text = f.read(32).decode().strip() if f else ""
-                return (int(text) if text.lstrip("-").isdigit() else -1), None
+                rc = int(text) if text.lstrip("-").isdigit() else -1
+                # only the kernel's OOM killer sends SIGKILL in there (the container's own
+                # OOMKilled flag is about its first process, which is still alive)
+                return rc, ("memory" if rc == -9 else None)
             except Exception:  # noqa: BLE001 - docker.errors.NotFound until it is written
                 pass
             container.reload()
