@@ -48,7 +48,7 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     g.add_argument("-c", "--constraint", action="append", default=[], metavar="FILE",
                    help="constrain versions with a constraints file")
     g.add_argument("-e", "--editable", action="append", default=[], metavar="PATH",
-                   help="editable install of a local project (needs a sandboxed build)")
+                   help="editable (PEP 660) install of a local project, built in the sandbox")
     g.add_argument("-U", "--upgrade", action="store_true",
                    help="upgrade the named packages to the newest allowed versions")
     g.add_argument("--upgrade-strategy", choices=["only-if-needed", "eager"],
@@ -210,7 +210,8 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
     for path in args.constraint:
         read_file(path, rs, constraint=True)
     for path in args.editable:
-        parse_requirement(path, "command line", os.getcwd(), editable=True)
+        rs.requirements.append(parse_requirement(path, "command line", os.getcwd(),
+                                                 editable=True))
     isolated = args.isolated or isolated_from_env()
     cfg, pip_settings = build_config(
         isolated=isolated,

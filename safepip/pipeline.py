@@ -173,8 +173,13 @@ def _resolve_and_install(request: InstallRequest, cfg: Config, ui: UI, target: T
                          rs: RequirementSet, index: IndexClient, progress: DownloadProgress,
                          downloader: Downloader, metadata: MetadataFetcher, opts: Options,
                          build: BuildContext, markers: dict[str, str]) -> Outcome:
-    rs.requirements = [_built_local(r, build, cache) if r.local else r
+    direct_urls: dict[str, dict[str, object]] = {}
+    rs.requirements = [_built_local(r, build, cache, direct_urls) if r.local else r
                        for r in rs.requirements]
+    # an editable project's own .pth is what makes it editable: allowed for it alone
+    request.allow_pth = request.allow_pth | {
+        name for name, du in direct_urls.items()
+        if isinstance(di := du.get("dir_info"), dict) and di.get("editable")}
     user_reqs = [Req.from_requirement(r.req, r.source, r.link) for r in rs.requirements]
     # requirements whose markers do not apply to this environment are left out, as pip does
     active = []
@@ -234,7 +239,9 @@ def _resolve_and_install(request: InstallRequest, cfg: Config, ui: UI, target: T
             wheel=info,
             requested=pin.requested,
             replaces=installed.get(pin.name),
-            direct_url=art.dist.url if art.dist.index_url == "" else None,
+            direct_url=direct_urls.get(pin.name) or (
+                {"url": art.dist.url, "archive_info": {"hashes": {"sha256": art.sha256}}}
+                if art.dist.index_url == "" else None),
             unpacked=unpacked,
             new_unpacked=functools.partial(cache.new_unpacked, art.sha256) if cache.root
             else None,
@@ -313,25 +320,39 @@ def _build_context(request: InstallRequest, target: Target, ui: UI, cache: Cache
                         metadata=metadata, options=opts, scratch=cache.scratch(), jobs=jobs)
 
 
-def _built_local(req: UserRequirement, build: BuildContext, cache: Cache) -> UserRequirement:
+def _built_local(req: UserRequirement, build: BuildContext, cache: Cache,
+                 direct_urls: dict[str, dict[str, object]]) -> UserRequirement:
     """A local project or sdist file, built in the sandbox, as a direct wheel requirement."""
+    import hashlib
     import os
+    from pathlib import Path
 
     from packaging.requirements import Requirement
     from packaging.utils import parse_wheel_filename
 
     assert req.local is not None
-    built = build.build_local(req.local)
+    if req.editable:
+        built = build.builder.build_editable(req.local)
+        info: dict[str, object] = {"url": Path(req.local).as_uri(),
+                                   "dir_info": {"editable": True}}
+    else:
+        built = build.build_local(req.local)
+        if os.path.isdir(req.local):
+            info = {"url": Path(req.local).as_uri(), "dir_info": {}}
+        else:
+            with open(req.local, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+            info = {"url": Path(req.local).as_uri(),
+                    "archive_info": {"hashes": {"sha256": digest}}}
     path = os.path.join(cache.scratch(), "local", built.filename)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "wb") as f:
         f.write(built.data)
     name, version, _b, _t = parse_wheel_filename(built.filename)
     extras = f"[{','.join(sorted(req.req.extras))}]" if req.req.extras else ""
-    from pathlib import Path
-
+    direct_urls[name] = info
     return dataclasses.replace(req, req=Requirement(f"{name}{extras}=={version}"),
-                               link=Path(path).as_uri(), local=None)
+                               link=Path(path).as_uri(), local=None, editable=False)
 
 
 def requested_extras(reqs: RequirementSet) -> dict[str, list[str]]:

@@ -82,12 +82,16 @@ def parse_requirement(text: str, source: str, base_dir: str | None = None,
     text = text.strip()
     hashes = hashes or {}
     if editable:
-        raise _err(
-            source,
-            f"-e {text}: editable installs are not supported yet (they need the sandboxed "
-            "build to run against your project in place)",
-            hint="install it normally: safepip install " + text,
-        )
+        m = re.match(r"^(.*?)(\[[A-Za-z0-9_,.\- ]*\])?$", text)
+        path_text, extras = (m.group(1), m.group(2) or "") if m else (text, "")
+        path = Path(os.path.expanduser(path_text))
+        if base_dir and not path.is_absolute():
+            path = Path(base_dir) / path
+        if urllib.parse.urlsplit(path_text).scheme or not path.is_dir():
+            raise _err(source, f"-e {text}: editable installs take a local project directory")
+        placeholder = re.sub(r"[^A-Za-z0-9]+", "-", path.resolve().name).strip("-")
+        return UserRequirement(Requirement(f"{placeholder or 'project'}{extras}"), source,
+                               None, hashes, editable=True, local=str(path.resolve()))
     scheme = urllib.parse.urlsplit(text).scheme
     if scheme in ("http", "https", "file") or (_is_path_like(text) and "@" not in text):
         url = text
@@ -280,7 +284,8 @@ def _option_line(tokens: list[str], path: str, lineno: int, base: str, rs: Requi
             "http", "https") else os.path.join(base, value)
         read_file(target, rs, constraint=constraint or kind == "constraint", depth=depth + 1)
     elif kind == "editable":
-        parse_requirement(value, f"{path}:{lineno}", base, editable=True)
+        ur = parse_requirement(value, f"{path}:{lineno}", base, editable=True)
+        (rs.constraints if constraint else rs.requirements).append(ur)
     elif kind == "index_url":
         rs.index_url = value
     elif kind == "extra_index_url":

@@ -20,6 +20,7 @@ import pytest
 
 from safepip.sandbox.select import choose, close
 from tests.conftest import site_packages
+from tests.factory import DEFAULT_BUILD as DEFAULT_BUILD_FOR_EDITABLE
 from tests.factory import make_backend_sdist
 from tests.indexserver import LocalIndex
 
@@ -194,7 +195,7 @@ def test_no_secrets_no_writes_outside(index: LocalIndex, venv: Path, safepip, ba
     assert "top secret" not in text and "s3cr3t-token-value" not in text
     assert str(f["ssh_key"]).startswith("failed") and str(f["home"]).startswith("failed")
     allowed = {"PATH", "HOME", "TMPDIR", "LANG", "PYTHONDONTWRITEBYTECODE",
-               "SOURCE_DATE_EPOCH", "HOSTNAME", "PWD", "SHLVL", "_"}
+               "SOURCE_DATE_EPOCH", "SAFEPIP_SRC", "HOSTNAME", "PWD", "SHLVL", "_"}
     assert set(f["env"]) <= allowed  # type: ignore[arg-type]
     assert f["uid"] != 0
     assert f["docker_sock"] is False and f["ssh_agent"] is None
@@ -354,3 +355,38 @@ def test_unsafe_build_on_host_says_so(index: LocalIndex, venv: Path, safepip,
     assert r.code == 0, r.text
     assert "build code runs ON THIS MACHINE" in r.err
     assert (site_packages(venv) / "onhost-1.0.dist-info").is_dir()
+
+
+EDITABLE_BACKEND = '''
+def get_requires_for_build_editable(config_settings=None):
+    return []
+
+def build_editable(wheel_directory, config_settings=None, metadata_directory=None):
+    # a PEP 660 wheel: a .pth naming the project directory, as the backend sees it
+    return make_wheel(wheel_directory, {f"__editable__.{NORM}.pth": os.getcwd().encode()})
+'''
+
+
+def test_editable_install_picks_up_edits(venv: Path, safepip, backend: str,
+                                         tmp_path: Path) -> None:
+    import io
+    import tarfile
+
+    sd = make_backend_sdist("editme", "0.1", build=DEFAULT_BUILD_FOR_EDITABLE + EDITABLE_BACKEND)
+    with tarfile.open(fileobj=io.BytesIO(sd.data)) as tf:
+        tf.extractall(tmp_path, filter="data")
+    proj = tmp_path / "editme-0.1"
+    (proj / "editme").mkdir()
+    (proj / "editme" / "__init__.py").write_text("VALUE = 1\n")
+    r = safepip("install", "--sandbox", backend, "-e", str(proj))
+    assert r.code == 0, r.text
+    py = str(venv / "bin" / "python")
+    code = "import editme; print(editme.VALUE)"
+    assert subprocess.run([py, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "1"
+    (proj / "editme" / "__init__.py").write_text("VALUE = 2\n")
+    assert subprocess.run([py, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "2"
+    di = next(site_packages(venv).glob("editme-0.1.dist-info"))
+    assert json.loads((di / "direct_url.json").read_text()) == {
+        "url": proj.as_uri(), "dir_info": {"editable": True}}

@@ -198,8 +198,8 @@ class Builder:
             raise BuildError(name, "its build requirements cannot be installed: "
                              + exc.message, hint=exc.hint) from exc
 
-    def _run(self, name: str, src: str, work: str, hook: str, wheels: list[str]) -> dict[str,
-                                                                                      object]:
+    def _run(self, name: str, src: str, work: str, hook: str, wheels: list[str],
+             in_place: bool = False) -> dict[str, object]:
         wheelhouse = os.path.join(work, "wheelhouse")
         out = os.path.join(work, "out")
         for d in (wheelhouse, out):
@@ -209,7 +209,7 @@ class Builder:
             shutil.copy(w, os.path.join(wheelhouse, os.path.basename(w)))
         self.ui.info(f"Building {name} in the {self.sandbox.name} sandbox ({hook})...")
         result = self.sandbox.run(RunSpec(src, out, wheelhouse, driver_argv(hook),
-                                          self.limits))
+                                          self.limits, in_place=in_place))
         return self._result(name, hook, result, out)
 
     def _result(self, name: str, hook: str, result: RunResult, out: str) -> dict[str, object]:
@@ -288,6 +288,32 @@ class Builder:
         if key is not None:
             self._store(key, built)
         return built
+
+    def build_editable(self, project_dir: str) -> Built:
+        """PEP 660: the project, in place, builds an editable wheel (never cached)."""
+        name = os.path.basename(os.path.abspath(project_dir))
+        src = os.path.abspath(project_dir)
+        work = tempfile.mkdtemp(prefix="safepip-build-")
+        try:
+            reqs = self.build_requires(src, name)
+            wheels = self._wheelhouse(name, reqs, 1)
+            data = self._run(name, src, work, "get_requires_for_build_editable", wheels,
+                             in_place=True)
+            if data.get("missing"):
+                raise BuildError(name, "its build backend does not support editable installs "
+                                 "(PEP 660)", hint="install it normally, without -e")
+            extra = data.get("result") or []
+            if isinstance(extra, list) and extra:
+                more = [Requirement(str(r)) for r in extra]
+                wheels = self._wheelhouse(name, reqs + more, 1)
+            data = self._run(name, src, work, "build_editable", wheels, in_place=True)
+            if data.get("missing"):
+                raise BuildError(name, "its build backend does not support editable installs "
+                                 "(PEP 660)", hint="install it normally, without -e")
+            return self._collect(name, os.path.join(work, "out", "dist"), data,
+                                 _project_name(src), None)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
     def _collect(self, name: str, dist_dir: str, data: dict[str, object],
                  expect_name: str | None, expect_version: str | None) -> Built:

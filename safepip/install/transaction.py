@@ -54,7 +54,7 @@ class InstallItem:
     wheel: WheelInfo
     requested: bool
     replaces: InstalledDist | None = None
-    direct_url: str | None = None
+    direct_url: dict[str, object] | None = None  # PEP 610 direct_url.json
     unpacked: str | None = None  # a complete unpacked cache entry to copy from
     new_unpacked: Callable[[], str] | None = None  # makes a (staged) entry to unpack into
 
@@ -227,8 +227,7 @@ def _install_from(source: WheelSource, dest: _Destination, item: InstallItem) ->
     if item.requested:
         extra["REQUESTED"] = b""
     if item.direct_url:
-        extra["direct_url.json"] = json.dumps({"url": item.direct_url, "archive_info": {}}
-                                              ).encode()
+        extra["direct_url.json"] = json.dumps(item.direct_url).encode()
     try:
         install(source, dest, extra)
     except SafepipError:

@@ -50,6 +50,13 @@ class RunSpec:
     wheelhouse: str  # host directory: becomes /wheelhouse (read-only)
     argv: tuple[str, ...]
     limits: Limits = field(default_factory=Limits)
+    # editable builds: the project itself, seen at its own path (PEP 660 wheels point
+    # there), instead of a fresh copy at /src
+    in_place: bool = False
+
+    @property
+    def src_inside(self) -> str:
+        return self.src if self.in_place else "/src"
 
 
 @dataclass

@@ -171,19 +171,33 @@ class BwrapSandbox:
         env: list[str] = []
         for k, v in ENV_ALLOWLIST.items():
             env += ["--setenv", k, v]
+        env += ["--setenv", "SAFEPIP_SRC", spec.src_inside]
+        # The root is a tmpfs holding read-only binds of the rootfs' top-level entries, so
+        # that mount points can be made anywhere (an editable project at its own path);
+        # it is remounted read-only once everything is in place.
+        root: list[str] = ["--tmpfs", "/"]
+        for entry in sorted(os.listdir(self.rootfs)):
+            if entry in ("proc", "dev", "tmp", "sys") or entry.startswith("."):
+                continue
+            path = os.path.join(self.rootfs, entry)
+            if os.path.islink(path):
+                root += ["--symlink", os.readlink(path), "/" + entry]
+            elif os.path.isdir(path):
+                root += ["--ro-bind", path, "/" + entry]
         return [
             self.bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
             *env,
-            "--ro-bind", self.rootfs, "/",
+            *root,
             "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-            "--bind", spec.src, "/src",
+            "--bind", spec.src, spec.src_inside,
             "--bind", spec.out, "/out",
             "--ro-bind", spec.wheelhouse, "/wheelhouse",
             "--tmpfs", "/driver", "--ro-bind", DRIVER, "/driver/driver.py",
             "--remount-ro", "/driver",
+            "--remount-ro", "/",
             "--uid", str(BUILD_UID), "--gid", str(BUILD_UID),
             "--cap-drop", "ALL",
-            "--chdir", "/src",
+            "--chdir", spec.src_inside,
             "--", *spec.argv,
         ]
 

@@ -156,9 +156,18 @@ class DockerSandbox:
         # which caps the build's output, and work on a remote engine too.
         run_id = uuid.uuid4().hex[:12]
         size = max(64, limits.output // (1024 * 1024))
+        uid = gid = BUILD_UID
+        if spec.in_place:
+            # an editable build sees the project itself, at its own path, as its owner
+            if os.environ.get("DOCKER_HOST", "unix://").split("://")[0] not in ("unix", ""):
+                raise SandboxError("editable installs need a local Docker engine (the project "
+                                   "is mounted in place); use --sandbox bwrap")
+            st = os.stat(spec.src)
+            uid, gid = st.st_uid, st.st_gid
+        user = f"{uid}:{gid}"
         layout = {
-            "/src": (f"size={size}m,uid={BUILD_UID},gid={BUILD_UID},mode=0755"),
-            "/out": (f"size={size}m,uid={BUILD_UID},gid={BUILD_UID},mode=0755"),
+            "/src": (f"size={size}m,uid={uid},gid={gid},mode=0755"),
+            "/out": (f"size={size}m,uid={uid},gid={gid},mode=0755"),
             "/wheelhouse": "size=2048m,mode=0755",
             "/driver": "size=16m,mode=0755",
             "/tmp": "size=2048m,mode=1777",
@@ -175,11 +184,13 @@ class DockerSandbox:
             raise SandboxError(f"cannot create the build volumes: {exc}") from exc
         mounts = [Mount(path, vol.name, type="volume") for path, vol in
                   zip(layout, volumes, strict=True)]
+        if spec.in_place:
+            mounts.append(Mount(spec.src, spec.src, type="bind"))
         try:
             container = client.containers.create(
                 self.image,
                 ["python3", "-I", "-S", "-c", _BOOT, *spec.argv],
-                user=f"{BUILD_UID}:{BUILD_UID}",
+                user=user,
                 network_mode="none",
                 read_only=True,
                 cap_drop=["ALL"],
@@ -188,8 +199,8 @@ class DockerSandbox:
                 mem_limit=limits.memory,
                 memswap_limit=limits.memory,
                 nano_cpus=int(limits.cpus * 1e9),
-                environment=dict(ENV_ALLOWLIST),
-                working_dir="/src",
+                environment={**ENV_ALLOWLIST, "SAFEPIP_SRC": spec.src_inside},
+                working_dir=spec.src_inside,
                 mounts=mounts,
                 ulimits=[],
                 detach=True,
@@ -208,7 +219,8 @@ class DockerSandbox:
             for name in sorted(os.listdir(spec.wheelhouse)):
                 container.put_archive("/wheelhouse", _tar_file(
                     os.path.join(spec.wheelhouse, name), name))
-            container.put_archive("/src", _tar_dir(spec.src, ".", BUILD_UID, 0o755))
+            if not spec.in_place:
+                container.put_archive("/src", _tar_dir(spec.src, ".", BUILD_UID, 0o755))
             container.put_archive("/tmp", _tar_file("", ".safepip-go", b"", 0o444))
             logs = container.logs(stream=True, follow=True)
             reader = threading.Thread(target=self._pump, args=(logs, log), daemon=True)
