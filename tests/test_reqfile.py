@@ -57,7 +57,7 @@ lib==${LIBVER} \\
     ("lib==1.0 --hash=abc\n", "is not of the form algorithm:digest"),
     ("\n\nlib>=>1\n", "req.txt:3: invalid requirement"),
     ("-r missing.txt\n", "missing.txt: no such file"),
-    ("-e .\n", "editable installs are not supported yet"),
+    ("-e ./nowhere\n", "editable installs take a local project directory"),
     ("./some/project\n", "is neither a wheel, a source distribution nor a project"),
     ("./missing-1.0.tar.gz\n", "no such file or directory"),
     ("lib @ https://example.org/lib-1.0.tar.gz\n", "only direct references to wheels"),

@@ -390,3 +390,43 @@ def test_editable_install_picks_up_edits(venv: Path, safepip, backend: str,
     di = next(site_packages(venv).glob("editme-0.1.dist-info"))
     assert json.loads((di / "direct_url.json").read_text()) == {
         "url": proj.as_uri(), "dir_info": {"editable": True}}
+
+
+def test_sdist_only_build_dependency_is_built_first(index: LocalIndex, venv: Path, safepip,
+                                                    backend: str) -> None:
+    """A build requirement that is itself sdist-only is built in the sandbox first."""
+    helper_build = '''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    return make_wheel(wheel_directory, {"buildhelper/__init__.py": b"HELPED = True\\n"})
+'''
+    index.add(make_backend_sdist("buildhelper", "1.0", build=helper_build))
+    main_build = '''
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    import sys
+    sys.path.insert(0, "/tmp/buildenv")
+    import buildhelper
+    assert buildhelper.HELPED
+    return make_wheel(wheel_directory, {f"{NORM}/__init__.py": b"OK = True\\n"})
+'''
+    sd = make_backend_sdist("needshelper", "1.0", build=main_build)
+    # its pyproject asks for buildhelper at build time
+    import io
+    import tarfile
+
+    from tests.factory import Built
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(sd.data)) as src, \
+            tarfile.open(fileobj=buf, mode="w:gz") as dst:
+        for m in src:
+            data = src.extractfile(m).read() if m.isreg() else b""  # type: ignore[union-attr]
+            if m.name.endswith("pyproject.toml"):
+                data = data.replace(b"requires = []", b'requires = ["buildhelper"]')
+                m.size = len(data)
+            dst.addfile(m, io.BytesIO(data))
+    index.add(Built(sd.filename, buf.getvalue(), sd.metadata, "needshelper", "1.0"))
+    r = safepip("install", "--sandbox", backend, "needshelper")
+    assert r.code == 0, r.text
+    assert "Building buildhelper" in r.err
+    assert (site_packages(venv) / "needshelper" / "__init__.py").read_text() == "OK = True\n"
+    assert not (site_packages(venv) / "buildhelper").exists()  # only a build dependency
