@@ -291,7 +291,9 @@ def _sandbox(args: argparse.Namespace, ui: UI) -> int:
         print(f"  python:   {sb.python_tag()}")
         close(sb)
     else:
-        print("no sandbox is available: source builds will be refused")
+        print("no sandbox is available: source builds will be refused\n"
+              "  to get one: install Docker (or, on Linux, bubblewrap), then run "
+              "`safepip sandbox build-image`")
     for reason in choice.reasons:
         print(f"  not used: {reason}")
     return 0 if choice.sandbox is not None else 1

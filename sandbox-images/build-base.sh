@@ -25,7 +25,9 @@ mirror() {
   echo "${m:-http://deb.debian.org/debian}"
 }
 
+rebuilt=0
 if [ ! -x "$ROOTFS/usr/bin/python3" ] || [ ! -f "$ROOTFS/.safepip-complete" ]; then
+  rebuilt=1
   command -v debootstrap >/dev/null || { echo "debootstrap is missing (apt-get install debootstrap)" >&2; exit 1; }
   rm -rf "$ROOTFS.tmp"
   mkdir -p "$(dirname "$ROOTFS")"
@@ -41,6 +43,12 @@ fi
 "$ROOTFS/usr/bin/python3" --version 2>/dev/null || chroot "$ROOTFS" python3 --version
 
 if command -v docker >/dev/null && docker info >/dev/null 2>&1; then
+  # re-import only when the rootfs is new or the image is missing: the image id is part
+  # of the built-wheel cache key
+  if [ "$rebuilt" = 0 ] && docker image inspect "$IMAGE" >/dev/null 2>&1; then
+    docker image inspect --format '{{.Id}}' "$IMAGE"
+    exit 0
+  fi
   tar -C "$ROOTFS" -c . | docker import \
       --change 'USER 65534:65534' --change 'WORKDIR /src' \
       --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' - "$IMAGE" >/dev/null
