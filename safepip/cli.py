@@ -246,7 +246,6 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
         force_reinstall=args.force_reinstall,
         no_deps=args.no_deps,
         dry_run=args.dry_run,
-        report_path=args.report,
         allow_pth=frozenset(canonicalize_name(n) for n in args.allow_pth),
         python=args.python,
         system=args.system,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import configparser
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,7 +182,3 @@ def build_config(
         notes=tuple(notes),
     )
     return cfg, pip
-
-
-def stderr_is_tty() -> bool:
-    return sys.stderr.isatty()

@@ -75,9 +75,6 @@ class Candidate:
     dist: DistFile | None  # None for an already-installed distribution kept as is
     installed_version: Version | None = None
 
-    @property
-    def is_installed(self) -> bool:
-        return self.dist is None
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,6 @@ class InstallRequest:
     force_reinstall: bool = False
     no_deps: bool = False
     dry_run: bool = False
-    report_path: str | None = None
     allow_pth: frozenset[str] = frozenset()
     python: str | None = None
     system: bool = False
@@ -68,7 +67,6 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    metadata_stats: dict[str, int] = field(default_factory=dict)
 
 
 def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
@@ -210,8 +208,7 @@ def _resolve_and_install(request: InstallRequest, cfg: Config, ui: UI, target: T
         if have is not None:
             replaced[pin.name] = have.version
         to_install.append(pin)
-    outcome = Outcome(target, pins, to_install, kept, replaced,
-                      metadata_stats=dict(metadata.stats))
+    outcome = Outcome(target, pins, to_install, kept, replaced)
     outcome.timings["resolve"] = t_resolved - t0
     if request.dry_run:
         return outcome

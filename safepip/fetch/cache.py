@@ -33,7 +33,6 @@ class Cache:
         self._stage: str | None = None
         self._created: list[str] = []
         self._lock = threading.Lock()
-        self._scratch: str | None = None
 
     # -- staging ----------------------------------------------------------------------
 
@@ -64,6 +63,14 @@ class Cache:
 
     def _final(self, rel: str) -> str | None:
         return None if self.root is None else os.path.join(self.root, rel)
+
+    def _lookup(self, rel: str) -> list[str]:
+        """Where an entry may be: this run's staged copy first, then the cache itself."""
+        paths = [self._staged(rel)] if self._stage is not None else []
+        final = self._final(rel)
+        if final is not None:
+            paths.append(final)
+        return paths
 
     def commit(self) -> None:
         """Move this run's writes into the cache (only after the whole run succeeded)."""
@@ -129,14 +136,7 @@ class Cache:
 
     def blob_path(self, sha256: str) -> str | None:
         """The path of a blob with this digest, or None; the caller verifies its bytes."""
-        rel = self._blob_rel(sha256)
-        candidates = []
-        if self._stage is not None:
-            candidates.append(self._staged(rel))
-        final = self._final(rel)
-        if final is not None:
-            candidates.append(final)
-        for path in candidates:
+        for path in self._lookup(self._blob_rel(sha256)):
             if os.path.isfile(path):
                 return path
         return None
@@ -147,12 +147,7 @@ class Cache:
         """A complete unpacked entry for this wheel (its files are checked on use)."""
         from safepip.install.unpacked import COMPLETE
 
-        rel = os.path.join("unpacked", wheel_sha256)
-        paths = [self._staged(rel)] if self._stage is not None else []
-        final = self._final(rel)
-        if final is not None:
-            paths.append(final)
-        for path in paths:
+        for path in self._lookup(os.path.join("unpacked", wheel_sha256)):
             if os.path.isfile(os.path.join(path, COMPLETE)):
                 return path
         return None
@@ -169,12 +164,7 @@ class Cache:
 
     def get_built(self, key: str) -> tuple[str, bytes] | None:
         """(filename, bytes) of a built wheel, checked against its recorded digest."""
-        rel = os.path.join("built", key)
-        paths = [self._staged(rel)] if self._stage is not None else []
-        final = self._final(rel)
-        if final is not None:
-            paths.append(final)
-        for d in paths:
+        for d in self._lookup(os.path.join("built", key)):
             try:
                 with open(os.path.join(d, "entry.json"), encoding="utf-8") as f:
                     entry = json.load(f)
@@ -202,12 +192,7 @@ class Cache:
         return os.path.join("metadata", "sha256", wheel_sha256[:2], wheel_sha256[2:])
 
     def get_metadata(self, wheel_sha256: str) -> bytes | None:
-        rel = self._meta_rel(wheel_sha256)
-        paths = [self._staged(rel)] if self._stage is not None else []
-        final = self._final(rel)
-        if final is not None:
-            paths.append(final)
-        for path in paths:
+        for path in self._lookup(self._meta_rel(wheel_sha256)):
             try:
                 with open(path, "rb") as f:
                     return f.read()
@@ -230,13 +215,7 @@ class Cache:
         return os.path.join("http", hashlib.sha256(key.encode()).hexdigest() + ".json")
 
     def get_page(self, key: str) -> dict[str, Any] | None:
-        paths = []
-        if self._stage is not None:
-            paths.append(self._staged(self._http_rel(key)))
-        final = self._final(self._http_rel(key))
-        if final is not None:
-            paths.append(final)
-        for path in paths:
+        for path in self._lookup(self._http_rel(key)):
             try:
                 with open(path, encoding="utf-8") as f:
                     data = json.load(f)

@@ -77,9 +77,6 @@ class Downloader:
         fut.set_result(art)
         return art
 
-    def path_for(self, dist: DistFile) -> str:
-        return self.get(dist).path
-
     def data_for(self, dist: DistFile) -> bytes:
         return self.get(dist).data
 

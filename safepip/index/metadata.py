@@ -98,7 +98,6 @@ class _RangeFile(io.RawIOBase):
         self.length = length
         self.pos = 0
         self.chunks: dict[int, bytes] = {length - len(tail): tail}
-        self.requests = 1
 
     def readable(self) -> bool:
         return True
@@ -131,7 +130,6 @@ class _RangeFile(io.RawIOBase):
             resp = self.http.get(self.url, {"Range": f"bytes={start}-{stop - 1}",
                                             "Accept-Encoding": "identity"},
                                  max_body=MAX_METADATA * 2)
-            self.requests += 1
             if resp.status != 206 or len(resp.body) != stop - start:
                 raise NetworkError(self.url, "range request not honoured")
             self.chunks[start] = resp.body

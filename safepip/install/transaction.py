@@ -370,9 +370,3 @@ def _prune_empty(dirs: set[str], stop: list[str]) -> None:
             except OSError:
                 break
             cur = os.path.dirname(cur)
-
-
-def uninstall_paths(dist: InstalledDist, target: Target,
-                    installed: dict[str, InstalledDist]) -> list[str]:
-    """What an uninstall of ``dist`` would remove (used by the plan and tests)."""
-    return _old_files(dist, target, file_owners(installed))

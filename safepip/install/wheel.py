@@ -27,7 +27,6 @@ import base64
 import hashlib
 import io
 import itertools
-import posixpath
 import re
 import stat
 import struct
@@ -69,7 +68,6 @@ class WheelInfo:
     metadata: Metadata
     data: bytes = field(repr=False)
     warnings: list[str] = field(default_factory=list)
-    pth_files: list[str] = field(default_factory=list)
     # member path -> (hash algorithm, urlsafe-b64 digest, size) from RECORD
     record: dict[str, tuple[str, str, int]] = field(default_factory=dict, repr=False)
     root_scheme: str = "purelib"
@@ -343,7 +341,6 @@ def _check_pth(zf: zipfile.ZipFile, names: list[str], data_dir: str, filename: s
                 top = n[len(prefix):]
         if "/" in top or not top.endswith(".pth"):
             continue
-        info.pth_files.append(top)
         text = zf.read(n).decode("utf-8", "replace")
         if _pth_runs_code(text) and canonicalize_name(info.name) not in allow_pth:
             raise _fail(
@@ -382,8 +379,3 @@ def _check_scripts(zf: zipfile.ZipFile, names: list[str], dist_info: str, data_d
                 "pip", "safepip", "virtualenv"):
             info.warnings.append(f"{info.name} installs a command named {s!r}, which shadows "
                                  "a common command")
-
-
-def member_paths(info: WheelInfo) -> list[str]:
-    """All member paths (for tests and diagnostics)."""
-    return [posixpath.normpath(n) for n in zipfile.ZipFile(io.BytesIO(info.data)).namelist()]
