@@ -314,7 +314,8 @@ def _build_context(request: InstallRequest, target: Target, ui: UI, cache: Cache
     builder = Builder(sandbox, lambda reqs, depth: [], None if cache.root is None else cache,
                       ui, request.limits, target_tags=supported.__contains__)
     return BuildContext(builder=builder, downloader=downloader, index=index,
-                        metadata=metadata, options=opts, scratch=cache.scratch(), jobs=jobs)
+                        metadata=metadata, options=opts, scratch=cache.scratch(), jobs=jobs,
+                        wheels_needed=not request.dry_run)
 
 
 def _built_local(req: UserRequirement, build: BuildContext, cache: Cache,

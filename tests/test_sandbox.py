@@ -430,3 +430,27 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     assert "Building buildhelper" in r.err
     assert (site_packages(venv) / "needshelper" / "__init__.py").read_text() == "OK = True\n"
     assert not (site_packages(venv) / "buildhelper").exists()  # only a build dependency
+
+
+def test_dry_run_prepares_metadata_without_building(index: LocalIndex, venv: Path, safepip,
+                                                    backend: str) -> None:
+    prepare = '''
+def prepare_metadata_for_build_wheel(metadata_directory, config_settings=None):
+    di = f"{NORM}-{VERSION}.dist-info"
+    os.makedirs(os.path.join(metadata_directory, di))
+    with open(os.path.join(metadata_directory, di, "METADATA"), "w") as f:
+        f.write(f"Metadata-Version: 2.1\\nName: {NAME}\\nVersion: {VERSION}\\n"
+                "Requires-Dist: depofprepared\\n")
+    return di
+
+def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    raise SystemExit("build_wheel must not run for a dry run")
+'''
+    index.add(make_backend_sdist("prepared", build=prepare))
+    from tests.factory import make_wheel
+
+    index.add(make_wheel("depofprepared"))
+    r = safepip("install", "--sandbox", backend, "--dry-run", "prepared")
+    assert r.code == 0, r.text
+    assert "prepare_metadata_for_build_wheel" in r.err
+    assert "Would install depofprepared 1.0" in r.err

@@ -237,14 +237,24 @@ class Builder:
     # -- public -------------------------------------------------------------------------
 
     def metadata(self, name: str, *, sdist: tuple[bytes, str] | None = None,
-                 project_dir: str | None = None, depth: int = 0) -> Metadata:
-        """Core metadata: static PKG-INFO (PEP 643) when allowed, else from the sandbox."""
+                 project_dir: str | None = None, depth: int = 0,
+                 wheel_needed: bool = True) -> Metadata:
+        """Core metadata: static PKG-INFO (PEP 643) when allowed, else from the sandbox.
+
+        When the wheel will be installed anyway it is built now (and cached for the
+        install); otherwise (``--dry-run``) ``prepare_metadata_for_build_wheel`` is asked,
+        which is cheaper, with ``build_wheel`` as the fallback if the backend lacks it.
+        """
         if sdist is not None:
             pkg = sdist_pkg_info(*sdist)
             if pkg is not None:
                 md = static_sdist_metadata(pkg, sdist[1])
                 if md is not None:
                     return md
+            if not wheel_needed:
+                prepared = self._prepare_metadata(name, sdist, depth)
+                if prepared is not None:
+                    return prepared
         wheel = self.build(name, sdist=sdist, project_dir=project_dir, depth=depth)
         with zipfile.ZipFile(io.BytesIO(wheel.data)) as zf:
             from safepip.index.metadata import metadata_from_wheel_zip
@@ -254,6 +264,36 @@ class Builder:
 
             dist = DistFile(wheel.filename, "", "", fname, fver, "wheel")
             return parse_metadata(metadata_from_wheel_zip(zf, dist), wheel.filename)
+
+    def _prepare_metadata(self, name: str, sdist: tuple[bytes, str],
+                          depth: int) -> Metadata | None:
+        work = tempfile.mkdtemp(prefix="safepip-build-")
+        try:
+            src = self._prepare(work, sdist=sdist)
+            reqs = self.build_requires(src, name)
+            wheels = self._wheelhouse(name, reqs, depth + 1)
+            data = self._run(name, src, work, "get_requires_for_build_wheel", wheels)
+            extra = data.get("result") or []
+            if isinstance(extra, list) and extra:
+                wheels = self._wheelhouse(name, reqs + [Requirement(str(r)) for r in extra],
+                                          depth + 1)
+            data = self._run(name, src, work, "prepare_metadata_for_build_wheel", wheels)
+            if data.get("missing"):
+                return None
+            dist_info = str(data.get("result", ""))
+            if "/" in dist_info or not dist_info.endswith(".dist-info"):
+                raise BuildError(name, f"prepare_metadata_for_build_wheel returned "
+                                 f"{dist_info!r}")
+            path = os.path.join(work, "out", "dist", dist_info, "METADATA")
+            if os.path.islink(path) or not os.path.isfile(path):
+                raise BuildError(name, f"{dist_info}/METADATA is missing or not a file")
+            with open(path, "rb") as f:
+                md = parse_metadata(f.read(1024 * 1024 * 16), f"{name} (prepared metadata)")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        if canonicalize_name(md.name) != canonicalize_name(name):
+            raise BuildError(name, f"its metadata names another project: {md.name}")
+        return md
 
     def build(self, name: str, *, sdist: tuple[bytes, str] | None = None,
               project_dir: str | None = None, depth: int = 0,

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 class BuildContext:
     def __init__(self, *, builder: Builder, downloader: Downloader, index: IndexClient,
                  metadata: MetadataFetcher, options: Options, scratch: str, jobs: int = 8,
-                 depth: int = 0) -> None:
+                 depth: int = 0, wheels_needed: bool = True) -> None:
+        self.wheels_needed = wheels_needed
         self.builder = builder
         self.downloader = downloader
         self.index = index
@@ -50,8 +51,10 @@ class BuildContext:
 
     def sdist_metadata(self, dist: DistFile) -> Metadata:
         art = self.downloader.get(dist)
+        # build dependencies are always built; the top level only when installing
         return self.builder.metadata(dist.project, sdist=(art.data, dist.filename),
-                                     depth=self.depth)
+                                     depth=self.depth,
+                                     wheel_needed=self.wheels_needed or self.depth > 0)
 
     # -- for the installer --------------------------------------------------------------
 
