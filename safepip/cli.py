@@ -344,6 +344,8 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
         hash_note = f"{what} ✓ {'+'.join(sources)}" if sources else f"{what}: no hash known"
         if builds:
             hash_note += " · " + builds[0]
+        if pin.name in outcome.notes:
+            hash_note = outcome.notes[pin.name]
         change = f"  (was {old})" if old is not None else ""
         ui.info(f" {mark} {label:<{width}}  {hash_note} · wheel checked{change}")
     ui.info("   (PEP 740 attestations are not checked yet)")

@@ -66,6 +66,7 @@ class Outcome:
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
+    notes: dict[str, str] = field(default_factory=dict)  # how a local project was built
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -159,18 +160,39 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     )
     build = _build_context(request, target, ui, cache, downloader, index, metadata, opts,
                            cfg.jobs)
+    session = _Session(request, cfg, ui, target, installed, cache, index, progress,
+                       downloader, metadata, opts, build, t0)
     try:
-        return _resolve_and_install(request, cfg, ui, target, installed, cache, t0, rs, index,
-                                    progress, downloader, metadata, opts, build, markers)
+        return _resolve_and_install(session)
     finally:
         build.builder.close()
 
 
-def _resolve_and_install(request: InstallRequest, cfg: Config, ui: UI, target: Target,
-                         installed: dict[str, Any], cache: Cache, t0: float,
-                         rs: RequirementSet, index: IndexClient, progress: DownloadProgress,
-                         downloader: Downloader, metadata: MetadataFetcher, opts: Options,
-                         build: BuildContext, markers: dict[str, str]) -> Outcome:
+@dataclass
+class _Session:
+    """What one install works with, once set up."""
+
+    request: InstallRequest
+    cfg: Config
+    ui: UI
+    target: Target
+    installed: dict[str, Any]
+    cache: Cache
+    index: IndexClient
+    progress: DownloadProgress
+    downloader: Downloader
+    metadata: MetadataFetcher
+    opts: Options
+    build: BuildContext
+    t0: float
+
+
+def _resolve_and_install(s: _Session) -> Outcome:
+    request, cfg, ui, target, installed, cache = (s.request, s.cfg, s.ui, s.target,
+                                                  s.installed, s.cache)
+    index, progress, downloader, metadata, opts, build = (s.index, s.progress, s.downloader,
+                                                          s.metadata, s.opts, s.build)
+    rs, markers, t0 = request.reqs, opts.markers, s.t0
     direct_urls: dict[str, dict[str, object]] = {}
     rs.requirements = [_built_local(r, build, cache, direct_urls) if r.local else r
                        for r in rs.requirements]
@@ -209,6 +231,11 @@ def _resolve_and_install(request: InstallRequest, cfg: Config, ui: UI, target: T
             replaced[pin.name] = have.version
         to_install.append(pin)
     outcome = Outcome(target, pins, to_install, kept, replaced)
+    for name, du in direct_urls.items():
+        where = str(du.get("url", "")).removeprefix("file://")
+        editable = isinstance(di := du.get("dir_info"), dict) and di.get("editable")
+        outcome.notes[name] = (f"built in the {build.builder.sandbox.name} sandbox from "
+                               f"{where}{' (editable)' if editable else ''}")
     outcome.timings["resolve"] = t_resolved - t0
     if request.dry_run:
         return outcome
