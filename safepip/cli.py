@@ -105,6 +105,11 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     g.add_argument("--no-cache", "--no-cache-dir", dest="no_cache", action="store_true",
                    help="do not read or write the cache")
     g.add_argument("--cache-dir", metavar="DIR", help="the cache directory")
+    g.add_argument("--link-mode", choices=["copy", "hardlink"],
+                   default=os.environ.get("SAFEPIP_LINK_MODE", "copy"),
+                   help="copy files from the cache (default), or hardlink them: faster, but "
+                        "the environment then shares its files with the cache and with other "
+                        "environments installed the same way")
     g.add_argument("-q", "--quiet", action="count", default=0, help="less output")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more output")
     g.add_argument("--progress-bar", choices=["on", "off", "auto"], default="auto")
@@ -246,6 +251,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
         force_reinstall=args.force_reinstall,
         no_deps=args.no_deps,
         dry_run=args.dry_run,
+        link_mode=args.link_mode,
         allow_pth=frozenset(canonicalize_name(n) for n in args.allow_pth),
         python=args.python,
         system=args.system,

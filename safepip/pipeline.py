@@ -49,6 +49,7 @@ class InstallRequest:
     prefix: str | None = None
     user: bool = False
     break_system_packages: bool = False
+    link_mode: str = "copy"
     sandbox: str = "auto"
     unsafe_build_on_host: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -269,6 +270,7 @@ def _resolve_and_install(s: _Session) -> Outcome:
             unpacked=unpacked,
             new_unpacked=functools.partial(cache.new_unpacked, art.sha256) if cache.root
             else None,
+            hardlink=request.link_mode == "hardlink",
         ))
     for w in outcome.warnings:
         ui.warn(w)

@@ -341,3 +341,26 @@ def test_metadata_from_the_whole_wheel(index: LocalIndex, venv: Path, safepip,
     # each wheel was downloaded once, for its metadata, then reused for the install
     assert index.requests_for("/files/app-1.0-py3-none-any.whl") == [
         "/files/app-1.0-py3-none-any.whl"]
+
+
+def test_link_mode_hardlink(index: LocalIndex, venv: Path, safepip, tmp_path: Path,
+                            venv_template: Path) -> None:
+    import shutil
+
+    index.add(make_wheel("lib", files={"lib/__init__.py": "v = 'good'\n"}))
+    assert safepip("install", "lib").code == 0  # fills the cache
+    shutil.rmtree(venv)
+    shutil.copytree(venv_template, venv, symlinks=True)
+    r = safepip("install", "--link-mode", "hardlink", "lib")
+    assert r.code == 0, r.text
+    installed = site_packages(venv) / "lib" / "__init__.py"
+    assert installed.stat().st_nlink == 2  # the cache's copy and this one
+    # a cache file changed behind safepip's back is noticed (RECORD) and not linked
+    cached = next((tmp_path / "cache" / "unpacked").glob("*/lib/__init__.py"))
+    shutil.rmtree(venv)
+    shutil.copytree(venv_template, venv, symlinks=True)
+    cached.unlink()
+    cached.write_text("v = 'evil'\n")
+    r = safepip("install", "--link-mode", "hardlink", "lib")
+    assert r.code == 0, r.text
+    assert py(venv, "import lib; print(lib.v)") == "good"

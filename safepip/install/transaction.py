@@ -57,10 +57,12 @@ class InstallItem:
     direct_url: dict[str, object] | None = None  # PEP 610 direct_url.json
     unpacked: str | None = None  # a complete unpacked cache entry to copy from
     new_unpacked: Callable[[], str] | None = None  # makes a (staged) entry to unpack into
+    hardlink: bool = False  # --link-mode=hardlink: link files from the unpacked cache
 
 
 def _within(path: str, root: str) -> bool:
-    return os.path.commonpath([path, root]) == root
+    """``path`` is ``root`` or below it (both absolute and normalized: no ``..``)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 @contextlib.contextmanager
@@ -91,7 +93,7 @@ class _Destination(SchemeDictionaryDestination):
 
     def __init__(self, *, target: Target, stage: str, wheel: WheelInfo,
                  owners: dict[str, set[str]], claimed: dict[str, str],
-                 lock: threading.Lock) -> None:
+                 lock: threading.Lock, hardlink: bool = False) -> None:
         super().__init__(
             scheme_dict=dict(target.scheme),
             interpreter=target.interpreter.executable,
@@ -110,6 +112,7 @@ class _Destination(SchemeDictionaryDestination):
         self.checked_dirs: set[str] = set()
         self.made_dirs: set[str] = set()
         self.written: list[str] = []
+        self.hardlink = hardlink
 
     def _member(self, scheme: str, path: str) -> str:
         if scheme == self.wheel.root_scheme:
@@ -165,15 +168,32 @@ class _Destination(SchemeDictionaryDestination):
             self.made_dirs.add(parent)
         size = 0
         self.written.append(real)
-        with open(staged, "xb") as f:
+        source = getattr(stream, "name", None)
+        if (self.hardlink and scheme != "scripts" and isinstance(stream, io.BufferedReader)
+                and isinstance(source, str) and os.path.isabs(source)):
+            # --link-mode=hardlink: the cached file becomes the installed one; it is still
+            # hashed against RECORD first
             while chunk := stream.read(1024 * 1024):
-                f.write(chunk)
                 h.update(chunk)
                 if h256 is not h:
                     h256.update(chunk)
                 size += len(chunk)
-        if is_executable:
-            os.chmod(staged, 0o755)
+            try:
+                os.link(source, staged)
+            except OSError:  # another filesystem: copy after all
+                shutil.copyfile(source, staged)
+                if is_executable:
+                    os.chmod(staged, 0o755)
+        else:
+            with open(staged, "xb") as f:
+                while chunk := stream.read(1024 * 1024):
+                    f.write(chunk)
+                    h.update(chunk)
+                    if h256 is not h:
+                        h256.update(chunk)
+                    size += len(chunk)
+            if is_executable:
+                os.chmod(staged, 0o755)
         if expected is not None:
             digest = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
             if digest != expected[1] or size != expected[2]:
@@ -192,7 +212,7 @@ def _stage_one(item: InstallItem, target: Target, stage: str, owners: dict[str, 
     w = item.wheel
     if item.unpacked is not None:
         dest = _Destination(target=target, stage=stage, wheel=w, owners=owners,
-                            claimed=claimed, lock=lock)
+                            claimed=claimed, lock=lock, hardlink=item.hardlink)
         try:
             return _install_from(UnpackedSource(w, item.unpacked), dest, item)
         except (WheelError, OSError) as exc:
@@ -209,7 +229,7 @@ def _stage_one(item: InstallItem, target: Target, stage: str, owners: dict[str, 
         unpack_to = item.new_unpacked()
         unpack(w, unpack_to)
         dest = _Destination(target=target, stage=stage, wheel=w, owners=owners,
-                            claimed=claimed, lock=lock)
+                            claimed=claimed, lock=lock, hardlink=item.hardlink)
         return _install_from(UnpackedSource(w, unpack_to), dest, item)
     from installer.sources import WheelFile
 
