@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -135,6 +136,9 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
             downloader.require_hashes(r.name, algo, set(digests))
     metadata = MetadataFetcher(http, downloader.data_for, cache,
                                prefer_download=not request.dry_run)
+    unpacker = _EarlyUnpacker(cache) if cache.root and not request.dry_run else None
+    if unpacker is not None:
+        downloader.on_fetched = unpacker.submit
 
     constraints: dict[str, list[Req]] = {}
     for c in rs.constraints:
@@ -162,11 +166,58 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     build = _build_context(request, target, ui, cache, downloader, index, metadata, opts,
                            cfg.jobs)
     session = _Session(request, cfg, ui, target, installed, cache, index, progress,
-                       downloader, metadata, opts, build, t0)
+                       downloader, metadata, opts, build, t0, unpacker)
     try:
         return _resolve_and_install(session)
     finally:
         build.builder.close()
+        if unpacker is not None:
+            unpacker.close()
+
+
+class _EarlyUnpacker:
+    """Unpacks each downloaded wheel into the (staged) unpacked cache while the network
+    is still busy, so that a cold install's staging is a copy, not a decompression.
+
+    Only wheels that pass the structural checks are unpacked (the full validation,
+    policy included, still runs before the install); a failure here just means the
+    install unpacks it itself."""
+
+    def __init__(self, cache: Cache) -> None:
+        from concurrent.futures import Future
+
+        self.cache = cache
+        self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="safepip-unpack")
+        self.futures: dict[str, Future[str | None]] = {}
+        self.lock = threading.Lock()
+
+    def submit(self, art: Artifact) -> None:
+        if art.dist.kind != "wheel" or self.cache.unpacked_path(art.sha256) is not None:
+            return
+        with self.lock:
+            if art.sha256 not in self.futures:
+                self.futures[art.sha256] = self.pool.submit(self._unpack, art)
+
+    def _unpack(self, art: Artifact) -> str | None:
+        from safepip.errors import SafepipError
+        from safepip.install.unpacked import unpack
+
+        try:
+            info = validate(art.data, art.dist.filename)
+            path = self.cache.new_unpacked(art.sha256)
+            unpack(info, path)
+        except (SafepipError, OSError, ValueError):
+            return None
+        return path
+
+    def wait(self, sha256: str) -> None:
+        with self.lock:
+            fut = self.futures.get(sha256)
+        if fut is not None:
+            fut.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass
@@ -186,6 +237,7 @@ class _Session:
     opts: Options
     build: BuildContext
     t0: float
+    unpacker: _EarlyUnpacker | None
 
 
 def _resolve_and_install(s: _Session) -> Outcome:
@@ -259,6 +311,8 @@ def _resolve_and_install(s: _Session) -> Outcome:
         info = validate(art.data, art.dist.filename, expected=pin.metadata,
                         allow_pth=request.allow_pth)
         outcome.warnings.extend(info.warnings)
+        if s.unpacker is not None:
+            s.unpacker.wait(art.sha256)
         unpacked = cache.unpacked_path(art.sha256) if cache.root else None
         items.append(transaction.InstallItem(
             wheel=info,

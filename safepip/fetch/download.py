@@ -17,6 +17,8 @@ from safepip.errors import HashMismatchError, NetworkError, SafepipError
 from safepip.models import Artifact
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from safepip.fetch.cache import Cache
     from safepip.index.http import HttpClient
     from safepip.models import DistFile
@@ -53,6 +55,8 @@ class Downloader:
         self.progress: Progress = progress or NullProgress()
         self._futures: dict[str, Future[Artifact]] = {}
         self._lock = threading.Lock()
+        # called with each verified artifact (the installer starts unpacking early)
+        self.on_fetched: Callable[[Artifact], None] | None = None
         # digests demanded by --hash or a lock, by project: algorithm -> allowed digests
         self.required: dict[str, dict[str, set[str]]] = {}
 
@@ -75,6 +79,8 @@ class Downloader:
             fut.set_exception(exc)
             raise
         fut.set_result(art)
+        if self.on_fetched is not None:
+            self.on_fetched(art)
         return art
 
     def data_for(self, dist: DistFile) -> bytes:

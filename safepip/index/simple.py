@@ -8,11 +8,13 @@ wrong type, an unparsable filename or version, or a file of another project is s
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.parse
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING, Any
 
+from packaging.tags import Tag, parse_tag
 from packaging.utils import (
     InvalidSdistFilename,
     InvalidWheelFilename,
@@ -20,7 +22,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
-from packaging.version import InvalidVersion
+from packaging.version import InvalidVersion, Version
 
 from safepip.errors import IndexError_, NetworkError
 from safepip.models import DistFile, ProjectPage
@@ -52,6 +54,35 @@ def _hashes(value: Any) -> dict[str, str]:
     }
 
 
+_WHEEL_NAME = re.compile(r"^[A-Za-z0-9_.]+$")
+_VERSIONS: dict[str, Version] = {}
+_TAGS: dict[str, frozenset[Tag]] = {}
+
+
+def _parse_wheel_name(filename: str) -> tuple[NormalizedName, Version, frozenset[Tag]]:
+    """``parse_wheel_filename``, memoized on the version and tag strings.
+
+    A project page repeats both thousands of times (numpy lists 4,000+ files), and
+    parsing them is most of the cost of reading a page.
+    """
+    parts = filename[:-4].split("-")
+    if len(parts) not in (5, 6) or not _WHEEL_NAME.match(parts[0]):
+        name, version, _build, tags = parse_wheel_filename(filename)
+        return name, version, tags
+    if len(parts) == 6 and not parts[2][:1].isdigit():
+        raise InvalidWheelFilename(f"invalid build number: {filename}")
+    found = _VERSIONS.get(parts[1])
+    version = found if found is not None else _VERSIONS.setdefault(parts[1], Version(parts[1]))
+    tag_text = "-".join(parts[-3:])
+    cached = _TAGS.get(tag_text)
+    if cached is None:
+        try:
+            cached = _TAGS[tag_text] = parse_tag(tag_text)
+        except ValueError as exc:  # packaging's InvalidTag
+            raise InvalidWheelFilename(f"invalid tags in {filename}: {exc}") from exc
+    return canonicalize_name(parts[0]), version, cached
+
+
 def make_dist(
     *,
     filename: str,
@@ -67,7 +98,7 @@ def make_dist(
     provenance: str | None = None,
 ) -> DistFile | None:
     """A ``DistFile`` for a listed file, or None when the entry is unusable."""
-    scheme = urllib.parse.urlsplit(url).scheme
+    scheme = url.split(":", 1)[0].lower() if ":" in url else ""
     if scheme not in ("http", "https") and not (
             scheme == "file" and index_url.startswith("file:")):
         return None  # only a local (file:) index may point at local files
@@ -75,7 +106,7 @@ def make_dist(
         return None
     try:
         if filename.endswith(".whl"):
-            name, version, _build, tags = parse_wheel_filename(filename)
+            name, version, tags = _parse_wheel_name(filename)
             kind = "wheel"
         elif filename.endswith((".tar.gz", ".zip")):
             name, version = parse_sdist_filename(filename)
@@ -117,6 +148,11 @@ def make_dist(
     )
 
 
+def _absolute(base: str, url: str) -> str:
+    # PyPI's URLs are absolute: skip urljoin, the largest cost of reading a big page
+    return url if url.startswith(("https://", "http://")) else urllib.parse.urljoin(base, url)
+
+
 def parse_json_page(body: bytes, page_url: str, index_url: str,
                     project: NormalizedName) -> list[DistFile]:
     try:
@@ -141,7 +177,7 @@ def parse_json_page(body: bytes, page_url: str, index_url: str,
         cm = entry.get("core-metadata", entry.get("dist-info-metadata"))
         d = make_dist(
             filename=filename,
-            url=urllib.parse.urljoin(page_url, url),
+            url=_absolute(page_url, url),
             index_url=index_url,
             project=project,
             hashes=_hashes(entry.get("hashes")),
@@ -150,7 +186,7 @@ def parse_json_page(body: bytes, page_url: str, index_url: str,
             upload_time=ut if isinstance(ut, str) else None,
             size=size if isinstance(size, int) and not isinstance(size, bool) else None,
             core_metadata=cm,
-            provenance=urllib.parse.urljoin(page_url, prov) if isinstance(prov, str) else None,
+            provenance=_absolute(page_url, prov) if isinstance(prov, str) else None,
         )
         if d is not None:
             out.append(d)

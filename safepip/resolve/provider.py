@@ -109,6 +109,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self._md: dict[str, Future[Metadata]] = {}
         self._lock = threading.Lock()
         self.skipped: dict[str, list[str]] = {}  # name -> why files were left out
+        self._py_cache: dict[str, bool] = {}
+        self._by_version: dict[str, dict[Version, list[DistFile]]] = {}
+        self._best: dict[tuple[str, Version, bool], DistFile | None] = {}
         self.metadata_by_candidate: dict[tuple[str, Version], Metadata] = {}
 
     # -- fetching, memoized and prefetched ------------------------------------------
@@ -163,21 +166,36 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         ob = self.opts.only_binary
         return not (name in ob or (":all:" in ob and name not in self.opts.no_binary))
 
+    def _python_ok(self, requires_python: str) -> bool:
+        """Requires-Python against the target, memoized (pages repeat a few values)."""
+        ok = self._py_cache.get(requires_python)
+        if ok is None:
+            try:
+                ok = SpecifierSet(requires_python).contains(self.opts.python_version,
+                                                            prereleases=True)
+            except InvalidSpecifier:
+                ok = False  # an unparsable Requires-Python is skipped, as pip does
+            self._py_cache[requires_python] = ok
+        return ok
+
+    def _versions(self, page: ProjectPage) -> dict[Version, list[DistFile]]:
+        by_version = self._by_version.get(page.project)
+        if by_version is None:
+            by_version = {}
+            for f in page.files:
+                by_version.setdefault(f.version, []).append(f)
+            self._by_version[page.project] = by_version
+        return by_version
+
     def _best_file(self, files: list[DistFile], name: str,
                    why: list[str] | None) -> DistFile | None:
         best: tuple[int, DistFile] | None = None
         sdist: DistFile | None = None
         for f in files:
-            if f.requires_python:
-                try:
-                    ok = SpecifierSet(f.requires_python).contains(
-                        self.opts.python_version, prereleases=True)
-                except InvalidSpecifier:
-                    ok = False  # an unparsable Requires-Python is skipped, as pip does
-                if not ok:
-                    if why is not None:
-                        why.append(f"{f.filename} requires Python {f.requires_python}")
-                    continue
+            if f.requires_python and not self._python_ok(f.requires_python):
+                if why is not None:
+                    why.append(f"{f.filename} requires Python {f.requires_python}")
+                continue
             if f.kind == "wheel":
                 if not self._allows_binary(name):
                     continue
@@ -203,9 +221,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         for s in specs:
             spec &= s
         pinned = {str(s.version) for sp in specs for s in sp if s.operator in ("==", "===")}
-        by_version: dict[Version, list[DistFile]] = {}
-        for f in page.files:
-            by_version.setdefault(f.version, []).append(f)
+        by_version = self._versions(page)
         why: list[str] | None = self.skipped.setdefault(name, []) if record else None
         allow_pre = self.opts.pre or bool(spec.prereleases)
         versions = sorted(by_version, reverse=True)
@@ -217,12 +233,16 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             files = by_version[v]
             exact = str(v) in pinned or any(
                 Version(p) == v for p in pinned if _is_version(p))
-            live = [f for f in files if not f.is_yanked or exact]
-            if not live:
-                if why is not None:
-                    why.append(f"{name} {v} is yanked")
-                continue
-            best = self._best_file(live, name, why)
+            key = (name, v, exact)
+            if key in self._best:
+                best = self._best[key]
+            else:
+                live = [f for f in files if not f.is_yanked or exact]
+                if not live:
+                    if why is not None:
+                        why.append(f"{name} {v} is yanked")
+                    continue
+                best = self._best[key] = self._best_file(live, name, why)
             if best is None:
                 continue
             yield Candidate(name, v, extras, best)
@@ -253,21 +273,28 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 c.specifier for c in self.opts.constraints.get(name, [])]
             if all(s.contains(installed.version, prereleases=True) for s in specs):
                 inst_cand = Candidate(name, installed.version, extras, None, installed.version)
-        if inst_cand is not None and not upgrade:
-            out.append(inst_cand)
         page = self.page_future(name).result()
-        if page is not None:
-            for c in self._candidates_from_page(page, reqs):
+
+        def candidates() -> Iterator[Candidate]:
+            # lazy: resolvelib usually takes the first; files of older versions are
+            # looked at only when it backtracks (or when nothing fits, for the message)
+            given = False
+            if inst_cand is not None and not upgrade:
+                given = True
+                yield inst_cand
+            for c in self._candidates_from_page(page, reqs) if page is not None else ():
                 if c.version in bad:
                     continue
                 if inst_cand is not None and c.version == inst_cand.version:
-                    if upgrade:
-                        out.append(inst_cand)  # same version: keep what is there
+                    if not given:  # same version: keep what is there
+                        given = True
+                        yield inst_cand
                     continue
-                out.append(c)
-        if inst_cand is not None and upgrade and inst_cand not in out:
-            out.append(inst_cand)
-        return out
+                yield c
+            if inst_cand is not None and not given:
+                yield inst_cand
+
+        return candidates
 
     # -- the rest of the protocol ---------------------------------------------------
 
