@@ -199,7 +199,6 @@ class _EarlyUnpacker:
                 self.futures[art.sha256] = self.pool.submit(self._unpack, art)
 
     def _unpack(self, art: Artifact) -> str | None:
-        from safepip.errors import SafepipError
         from safepip.install.unpacked import unpack
 
         try:
@@ -452,4 +451,4 @@ def verification_summary(outcome: Outcome) -> dict[str, dict[str, Any]]:
     return out
 
 
-__all__ = ["InstallRequest", "Outcome", "SafepipError", "run"]
+__all__ = ["InstallRequest", "Outcome", "run"]
