@@ -363,3 +363,34 @@ def test_row3_member_and_size_caps(index: LocalIndex, venv: Path, safepip, clean
         r = safepip("install", "lib")
     assert r.code == 1
     assert "[zip-bomb]" in r.err and message in r.err
+
+
+@pytest.mark.parametrize("crash_at", [0, 2, 5])
+def test_row27_killed_halfway_is_rolled_back_by_the_next_run(index: LocalIndex, venv: Path,
+                                                              crash_at: int) -> None:
+    """SIGKILL-like death in the middle of the commit: the journal undoes it."""
+    import os
+    import sys
+
+    from tests.conftest import run, tree_hash
+
+    index.add(make_wheel("lib", "1.0", files={"lib/__init__.py": "v = 1\n", "lib/a.py": ""}))
+    index.add(make_wheel("lib", "2.0", files={"lib/__init__.py": "v = 2\n", "lib/b.py": "",
+                                               "lib/sub/c.py": ""}))
+    index.add(make_wheel("other", "1.0"))
+    assert run("install", "-i", index.url, "lib==1.0").code == 0
+    before = tree_hash(venv)
+    env = dict(os.environ, SAFEPIP_TEST_CRASH_AT=str(crash_at))
+    proc = subprocess.run([sys.executable, "-m", "safepip", "install", "-i", index.url,
+                           "lib==2.0", "other"], env=env, capture_output=True, text=True)
+    assert proc.returncode == 137, proc.stderr
+    assert list(venv.glob(".safepip-backup-*"))  # the journal survived the crash
+    # the next run (of anything) rolls it back first
+    r = run("install", "-i", index.url, "--dry-run", "lib==1.0")
+    assert r.code == 0, r.text
+    index.add(make_wheel("unrelated", "1.0"))
+    r = run("install", "-i", index.url, "unrelated")
+    assert r.code == 0, r.text
+    assert "an install interrupted earlier was rolled back" in r.err
+    after = {k: v for k, v in tree_hash(venv).items() if "unrelated" not in k}
+    assert after == before

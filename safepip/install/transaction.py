@@ -295,6 +295,12 @@ def run(items: list[InstallItem], target: Target, installed: dict[str, Installed
     """
     os.makedirs(target.root, exist_ok=True)
     with environment_lock(target.root, on_wait):
+        notes = [f"an install interrupted earlier was rolled back ({p})"
+                 for p in recover(target.root)]
+        if notes:  # what was installed has changed back: read it again
+            from safepip.install.installed import scan
+
+            installed = scan(target)
         owners = file_owners(installed)
         stage = tempfile.mkdtemp(prefix=".safepip-stage-", dir=target.root)
         try:
@@ -310,7 +316,7 @@ def run(items: list[InstallItem], target: Target, installed: dict[str, Installed
                                         lock) for item in items]:
                     fut.result()
             _commit(items, target, stage, owners, fault)
-            return [str(c.message) for c in caught]
+            return notes + [str(c.message) for c in caught]
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -323,11 +329,20 @@ def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[s
     made_trees: list[str] = []
     emptied: set[str] = set()
     n = 0
+    # The journal says what is about to happen before it happens, so that a process
+    # killed in the middle (SIGKILL, power cut) can be undone by the next run: `recover`.
+    journal = open(os.path.join(backup, JOURNAL), "w", encoding="utf-8")  # noqa: SIM115
+    crash_at = int(os.environ.get("SAFEPIP_TEST_CRASH_AT", "-1"))  # tests only
+
+    def intend(kind: str, *paths: str) -> None:
+        journal.write(kind + "\t" + "\t".join(paths) + "\n")
+        journal.flush()
 
     def move_aside(path: str) -> None:
         nonlocal n
         n += 1
         dst = os.path.join(backup, str(n))
+        intend("M", path, str(n))
         os.replace(path, dst)
         moved.append((path, dst))
         emptied.add(os.path.dirname(path))
@@ -349,6 +364,9 @@ def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[s
                 # a directory that does not exist yet moves in as a whole (one rename)
                 if fault is not None:
                     fault(count)
+                if count == crash_at:
+                    os._exit(137)
+                intend("T", real)
                 os.replace(os.path.join(dirpath, d), real)
                 made_trees.append(real)
                 count += 1
@@ -358,12 +376,16 @@ def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[s
                 real = os.path.join(real_dir, fn)
                 if fault is not None:
                     fault(count)
+                if count == crash_at:
+                    os._exit(137)
                 if os.path.lexists(real):
                     move_aside(real)
+                intend("C", real)
                 os.replace(src, real)
                 created.append(real)
                 count += 1
     except BaseException as exc:
+        journal.close()
         for path in reversed(created):
             with contextlib.suppress(OSError):
                 os.unlink(path)
@@ -377,8 +399,53 @@ def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[s
             raise InstallError(f"installing failed and was rolled back: {exc}",
                                hint="nothing was changed in the environment") from exc
         raise
+    journal.close()
     shutil.rmtree(backup, ignore_errors=True)
     _prune_empty(emptied, [os.path.abspath(p) for p in target.scheme.values()])
+
+
+JOURNAL = "journal"
+
+
+def recover(root: str) -> list[str]:
+    """Undo installs that were killed halfway (their journal survives), and drop stale
+    staging directories. Returns what was recovered, for the message."""
+    done: list[str] = []
+    try:
+        entries = sorted(os.listdir(root))
+    except OSError:
+        return done
+    for entry in entries:
+        path = os.path.join(root, entry)
+        if entry.startswith(".safepip-stage-"):
+            shutil.rmtree(path, ignore_errors=True)
+        elif entry.startswith(".safepip-backup-"):
+            _undo(path, os.path.abspath(root))
+            shutil.rmtree(path, ignore_errors=True)
+            done.append(path)
+    return done
+
+
+def _undo(backup: str, root: str) -> None:
+    try:
+        with open(os.path.join(backup, JOURNAL), encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return
+    for line in reversed(lines):
+        kind, *paths = line.split("\t")
+        if not paths or not _within(os.path.normpath(paths[0]), root):
+            continue  # a journal only ever names paths inside its environment
+        if kind == "C" and len(paths) == 1 and os.path.lexists(paths[0]):
+            with contextlib.suppress(OSError):
+                os.unlink(paths[0])
+        elif kind == "T" and len(paths) == 1 and os.path.lexists(paths[0]):
+            shutil.rmtree(paths[0], ignore_errors=True)
+        elif kind == "M" and len(paths) == 2:
+            saved = os.path.join(backup, os.path.basename(paths[1]))
+            if os.path.lexists(saved):
+                os.makedirs(os.path.dirname(paths[0]), exist_ok=True)
+                os.replace(saved, paths[0])
 
 
 def _prune_empty(dirs: set[str], stop: list[str]) -> None:
