@@ -280,14 +280,10 @@ def _sandbox(args: argparse.Namespace, ui: UI) -> int:
     from safepip.sandbox.select import choose, close
 
     if args.sandbox_command == "build-image":
-        script = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                              "sandbox-images", "build-base.sh")
-        if not os.path.exists(script):
-            raise UsageError(f"the image script is not installed with safepip ({script})",
-                             hint="run sandbox-images/build-base.sh from safepip's source")
-        code = subprocess.call(["bash", script, args.rootfs or rootfs_path(),
+        script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox",
+                              "build-base.sh")
+        return subprocess.call(["bash", script, args.rootfs or rootfs_path(),
                                 args.image or image_name()])
-        return code
     choice = choose(args.sandbox)
     if choice.sandbox is not None:
         sb = choice.sandbox

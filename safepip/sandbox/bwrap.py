@@ -138,7 +138,7 @@ class BwrapSandbox:
             out.append("bubblewrap is not installed (apt-get install bubblewrap)")
         if not os.path.exists(os.path.join(self.rootfs, "usr", "bin", "python3")):
             out.append(f"no sandbox root filesystem at {self.rootfs} (run "
-                       "sandbox-images/build-base.sh, or set SAFEPIP_ROOTFS)")
+                       "safepip sandbox build-image, or set SAFEPIP_ROOTFS)")
         if not out:
             probe = subprocess.run([self.bwrap or "bwrap", "--unshare-all", "--ro-bind",
                                     self.rootfs, "/", "--", "/usr/bin/true"],

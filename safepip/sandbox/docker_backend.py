@@ -127,8 +127,7 @@ class DockerSandbox:
         try:
             client.images.get(self.image)
         except Exception:  # noqa: BLE001
-            return [f"the image {self.image} is missing (safepip sandbox build-image, or "
-                    "sandbox-images/build-base.sh)"]
+            return [f"the image {self.image} is missing (run: safepip sandbox build-image)"]
         return []
 
     def describe(self) -> str:
