@@ -454,3 +454,54 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
     assert r.code == 0, r.text
     assert "prepare_metadata_for_build_wheel" in r.err
     assert "Would install depofprepared 1.0" in r.err
+
+
+def test_docker_host_elsewhere(index: LocalIndex, venv: Path, safepip,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """DOCKER_HOST naming another endpoint (here: the local engine re-exposed on a
+    loopback TCP port): the source goes in and the wheel comes out through the API."""
+    import socket
+    import threading
+
+    require_backend("docker")
+    engine = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not engine.startswith("unix://"):
+        pytest.skip("the engine is not on a local unix socket")
+    srv = socket.create_server(("127.0.0.1", 0))
+    port = srv.getsockname()[1]
+
+    def pump(a: socket.socket, b: socket.socket) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = srv.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX)
+            upstream.connect(engine.removeprefix("unix://"))
+            threading.Thread(target=pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{port}")
+    index.add(make_backend_sdist("viatcp", "1.0"))
+    try:
+        r = safepip("install", "--sandbox", "docker", "viatcp")
+    finally:
+        srv.close()
+    assert r.code == 0, r.text
+    assert f"Docker (tcp://127.0.0.1:{port})" in r.err
+    assert (site_packages(venv) / "viatcp" / "__init__.py").read_text() == "BUILT = True\n"
