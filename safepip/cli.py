@@ -161,6 +161,63 @@ def _limits(args: argparse.Namespace) -> Limits:
     )
 
 
+def _add_index_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("-i", "--index-url", metavar="URL",
+                   help="the main index (default: PyPI, or pip's configured index)")
+    g.add_argument("--extra-index-url", action="append", default=[], metavar="URL",
+                   help="more indexes; a project is taken only from the first index that has "
+                        "it")
+    g.add_argument("--no-index", action="store_true", help="use no index")
+    g.add_argument("-f", "--find-links", action="append", default=[], metavar="URL",
+                   help="accepted for compatibility; not used yet")
+    g.add_argument("--trusted-host", action="append", default=[], metavar="HOST",
+                   help="allow plain http for this host")
+    g.add_argument("--cert", metavar="FILE", help="extra CA bundle")
+    g.add_argument("--timeout", type=float, metavar="SECONDS", help="network timeout")
+    g.add_argument("--isolated", action="store_true",
+                   help="ignore pip's configuration files and PIP_* variables")
+
+
+def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "lock", help="write a hash-pinned requirements.txt",
+        description="Resolve the project's requirements (pyproject.toml, or -r FILE, or "
+                    "names) for this interpreter and write them pinned, with the sha256 of "
+                    "every file of each pinned version, in pip-compile's shape. Pins of an "
+                    "existing lock are kept unless upgraded.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  safepip lock                      # pyproject.toml -> "
+               "requirements.txt\n  safepip lock --extra dev -o dev.txt\n"
+               "  safepip lock -r requirements.in\n  safepip lock --check  # in CI",
+    )
+    p.add_argument("requirements_args", nargs="*", metavar="REQUIREMENT")
+    g = p.add_argument_group("what to lock")
+    g.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE")
+    g.add_argument("-c", "--constraint", action="append", default=[], metavar="FILE")
+    g.add_argument("--extra", action="append", default=[], metavar="NAME",
+                   help="include [project.optional-dependencies] NAME")
+    g.add_argument("--group", action="append", default=[], metavar="NAME",
+                   help="include the PEP 735 [dependency-groups] NAME")
+    g.add_argument("-o", "--output-file", default="requirements.txt", metavar="FILE")
+    g.add_argument("-U", "--upgrade", action="store_true", help="re-pin everything")
+    g.add_argument("-P", "--upgrade-package", action="append", default=[], metavar="NAME",
+                   help="re-pin this package (may be repeated)")
+    g.add_argument("--check", action="store_true",
+                   help="exit 1 when the lock no longer matches the inputs; write nothing")
+    g.add_argument("--pre", action="store_true", help="allow pre-releases")
+    g.add_argument("--only-binary", action="append", default=[], metavar="NAMES")
+    g.add_argument("--no-binary", action="append", default=[], metavar="NAMES")
+    g.add_argument("--python", metavar="PATH", help="resolve for this interpreter")
+    _add_index_options(p.add_argument_group("package index"))
+    g = p.add_argument_group("builds, output and cache")
+    _add_sandbox_options(g)
+    g.add_argument("--no-cache", "--no-cache-dir", dest="no_cache", action="store_true")
+    g.add_argument("--cache-dir", metavar="DIR")
+    g.add_argument("-q", "--quiet", action="count", default=0)
+    g.add_argument("-v", "--verbose", action="count", default=0)
+    g.add_argument("--progress-bar", choices=["on", "off", "auto"], default="auto")
+
+
 def _add_sandbox_cmd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("sandbox", help="the sandbox that source builds run in",
                        description="Inspect or prepare the sandbox that builds run in.")
@@ -184,6 +241,7 @@ def make_parser() -> argparse.ArgumentParser:
                         version=f"safepip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_install(sub)
+    _add_lock(sub)
     _add_sandbox_cmd(sub)
     return parser
 
@@ -269,6 +327,65 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
             outcome.to_install, outcome.target.interpreter.markers,
             pipeline.requested_extras(rs), pipeline.verification_summary(outcome)))
     _summary(outcome, ui, args.dry_run)
+    return 0
+
+
+def _lock(args: argparse.Namespace, ui: UI) -> int:
+    import shlex
+
+    from packaging.utils import canonicalize_name
+
+    from safepip import lock, pipeline
+    from safepip.config import build_config, isolated_from_env
+    from safepip.reqfile import RequirementSet, parse_requirement, read_file
+
+    rs = RequirementSet()
+    for text in args.requirements_args:
+        rs.requirements.append(parse_requirement(text, "command line", os.getcwd()))
+    for path in args.requirement:
+        read_file(path, rs)
+    for path in args.constraint:
+        read_file(path, rs, constraint=True)
+    if not args.requirements_args and not args.requirement:
+        lock.pyproject_requirements("pyproject.toml", args.extra, args.group, rs)
+    cfg, _pip = build_config(
+        isolated=args.isolated or isolated_from_env(),
+        index_url=args.index_url or rs.index_url,
+        extra_index_urls=args.extra_index_url + rs.extra_index_urls,
+        trusted_hosts=args.trusted_host + rs.trusted_hosts,
+        find_links=args.find_links + rs.find_links, no_index=args.no_index or rs.no_index,
+        no_cache=args.no_cache, cache_dir=args.cache_dir, timeout=args.timeout,
+        cert=args.cert)
+    rs.pre = rs.pre or args.pre
+    rs.only_binary |= _names(args.only_binary)
+    rs.no_binary |= _names(args.no_binary)
+    preferred = {} if args.upgrade else lock.existing_pins(args.output_file)
+    for name in args.upgrade_package:
+        preferred.pop(canonicalize_name(name), None)
+    request = pipeline.InstallRequest(
+        reqs=rs, dry_run=True, for_lock=True, preferred=preferred, python=args.python,
+        sandbox=args.sandbox, unsafe_build_on_host=args.unsafe_build_on_host,
+        limits=_limits(args))
+    outcome = pipeline.run(request, cfg, ui)
+    command = "safepip lock" + "".join(f" {shlex.quote(a)}" for a in sys.argv[2:]) \
+        if sys.argv[1:2] == ["lock"] else "safepip lock"
+    text = lock.render(outcome.pins, outcome.files, outcome.target.interpreter.version,
+                       command)
+    if args.check:
+        try:
+            with open(args.output_file, encoding="utf-8") as f:
+                current = f.read()
+        except OSError:
+            current = ""
+        if lock.body(current) != lock.body(text):
+            print(f"{args.output_file} is out of date: `safepip lock` would change it",
+                  file=sys.stderr)
+            return 1
+        ui.info(f"{args.output_file} is up to date")
+        return 0
+    lock.write(args.output_file, text)
+    ui.info(f"Locked {len([p for p in outcome.pins if p.dist])} packages into "
+            f"{args.output_file} (every file's sha256)")
     return 0
 
 
@@ -374,6 +491,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sandbox":
             return _sandbox(args, ui)
+        if args.command == "lock":
+            return _lock(args, ui)
         return _install(args, ui)
     except SafepipError as exc:
         log = getattr(exc, "log", "")

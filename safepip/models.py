@@ -101,6 +101,7 @@ class Pin:
     extras: frozenset[str]
     requested: bool
     metadata: Metadata | None
+    via: tuple[str, ...] = ()  # what required it: project names, or where the user asked
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ from safepip.install import transaction
 from safepip.install.wheel import validate
 from safepip.resolve import Options, Req, resolve
 from safepip.sandbox import Limits
-from safepip.target import discover
+from safepip.target import discover, for_resolving
 
 if TYPE_CHECKING:
     from safepip.builder.context import BuildContext
     from safepip.config import Config
-    from safepip.models import Artifact, Pin
+    from safepip.models import Artifact, DistFile, Pin
     from safepip.reqfile import RequirementSet, UserRequirement
     from safepip.target import Target
     from safepip.ui import UI, DownloadProgress
@@ -51,6 +51,8 @@ class InstallRequest:
     user: bool = False
     break_system_packages: bool = False
     link_mode: str = "copy"
+    for_lock: bool = False  # resolve afresh (ignore what is installed), report every file
+    preferred: dict[str, Version] = field(default_factory=dict)  # an existing lock's pins
     sandbox: str = "auto"
     unsafe_build_on_host: bool = False
     limits: Limits = field(default_factory=Limits)
@@ -69,6 +71,7 @@ class Outcome:
     warnings: list[str] = field(default_factory=list)
     broken: list[str] = field(default_factory=list)
     notes: dict[str, str] = field(default_factory=dict)  # how a local project was built
+    files: dict[str, list[DistFile]] = field(default_factory=dict)  # for locks: all files
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -100,7 +103,7 @@ def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
 
 def run(request: InstallRequest, cfg: Config, ui: UI) -> Outcome:
     t0 = time.perf_counter()
-    target = discover(
+    target = for_resolving(request.python) if request.for_lock else discover(
         python=request.python, system=request.system, target_dir=request.target_dir,
         prefix=request.prefix, user=request.user,
         break_system_packages=request.break_system_packages,
@@ -160,7 +163,8 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
         no_binary=frozenset(rs.no_binary),
         no_deps=request.no_deps,
         constraints=constraints,
-        installed={} if request.force_reinstall else installed,
+        installed={} if request.force_reinstall or request.for_lock else installed,
+        preferred=dict(request.preferred),
         installed_metadata=installed_mod.read_metadata,
     )
     build = _build_context(request, target, ui, cache, downloader, index, metadata, opts,
@@ -289,7 +293,13 @@ def _resolve_and_install(s: _Session) -> Outcome:
         outcome.notes[name] = (f"built in the {build.builder.sandbox.name} sandbox from "
                                f"{where}{' (editable)' if editable else ''}")
     outcome.timings["resolve"] = t_resolved - t0
-    if request.dry_run:
+    if request.for_lock:
+        for pin in pins:
+            page_fut = _provider._pages.get(pin.name)
+            page = page_fut.result() if page_fut is not None else None
+            outcome.files[pin.name] = [f for f in page.files if f.version == pin.version
+                                       ] if page is not None else []
+    if request.dry_run or request.for_lock:
         return outcome
 
     # parallel downloads (some may already be there from the metadata fallback)

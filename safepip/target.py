@@ -264,3 +264,17 @@ def _pick(paths: dict[str, str]) -> dict[str, str]:
     scheme = {k: paths[k] for k in ("purelib", "platlib", "scripts", "data")}
     scheme["headers"] = paths.get("include", os.path.join(paths["data"], "include"))
     return scheme
+
+
+def for_resolving(python: str | None) -> Target:
+    """The interpreter a lock is resolved for: as for installs, else python3 on PATH.
+
+    Nothing is installed, so neither a virtual environment nor PEP 668 is required."""
+    try:
+        exe = find_interpreter(python, False)
+    except TargetError:
+        if python:
+            raise
+        exe = find_interpreter(None, True)
+    interp = probe(exe)
+    return Target(interp, _pick(interp.scheme), interp.prefix, "lock")

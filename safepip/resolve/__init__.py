@@ -89,6 +89,21 @@ def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
     extras_by_name: dict[str, frozenset[str]] = {}
     for cand in result.mapping.values():
         extras_by_name[cand.name] = extras_by_name.get(cand.name, frozenset()) | cand.extras
+    via: dict[str, set[str]] = {}
+    user_sources: dict[str, set[str]] = {}
+    for r in reqs:
+        src = r.source.rsplit(":", 1)[0] if r.source != "command line" else r.source
+        user_sources.setdefault(r.name, set()).add(
+            src if src == "command line" else f"-r {src}")
+    for ident, cand in result.mapping.items():
+        parents = via.setdefault(cand.name, set())
+        for parent in result.graph.iter_parents(ident):
+            if parent is None:
+                parents |= user_sources.get(cand.name, {"command line"})
+            else:
+                base = parent.split("[")[0]
+                if base != cand.name:
+                    parents.add(base)
     for ident, cand in result.mapping.items():
         if cand.name in seen or ("[" in ident and cand.name in result.mapping):
             continue
@@ -100,6 +115,7 @@ def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
             extras=extras_by_name.get(cand.name, frozenset()),
             requested=cand.name in user_names,
             metadata=provider.metadata_by_candidate.get((cand.name, cand.version)),
+            via=tuple(sorted(via.get(cand.name, ()))),
         ))
     pins.sort(key=lambda p: p.name)
     return pins, provider

@@ -89,6 +89,7 @@ class Options:
     constraints: dict[str, list[Req]] = field(default_factory=dict)
     installed: dict[str, InstalledDist] = field(default_factory=dict)
     installed_metadata: Any = None  # Callable[[InstalledDist], Metadata]
+    preferred: dict[str, Version] = field(default_factory=dict)  # an existing lock's pins
 
 
 class Provider(AbstractProvider[Req, Candidate, str]):
@@ -282,8 +283,17 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             if inst_cand is not None and not upgrade:
                 given = True
                 yield inst_cand
+            want = None if upgrade else self.opts.preferred.get(name)
+            if want is not None and page is not None and want not in bad:
+                # a lock's pin is kept while it still fits (pip-compile's behaviour)
+                for c in self._candidates_from_page(page, reqs):
+                    if c.version == want:
+                        yield c
+                        break
+                else:
+                    want = None
             for c in self._candidates_from_page(page, reqs) if page is not None else ():
-                if c.version in bad:
+                if c.version in bad or c.version == want:
                     continue
                 if inst_cand is not None and c.version == inst_cand.version:
                     if not given:  # same version: keep what is there
