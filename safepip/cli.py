@@ -198,7 +198,11 @@ def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="include [project.optional-dependencies] NAME")
     g.add_argument("--group", action="append", default=[], metavar="NAME",
                    help="include the PEP 735 [dependency-groups] NAME")
-    g.add_argument("-o", "--output-file", default="requirements.txt", metavar="FILE")
+    g.add_argument("-o", "--output-file", default=None, metavar="FILE",
+                   help="default: requirements.txt, or pylock.toml with --format pylock")
+    g.add_argument("--format", choices=["requirements", "pylock"], default=None,
+                   help="requirements.txt with hashes, or PEP 751 pylock.toml (also chosen "
+                        "by an output file named pylock*.toml)")
     g.add_argument("-U", "--upgrade", action="store_true", help="re-pin everything")
     g.add_argument("-P", "--upgrade-package", action="append", default=[], metavar="NAME",
                    help="re-pin this package (may be repeated)")
@@ -296,7 +300,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
     if cfg.find_links:
         ui.detail("find-links are not supported yet and were ignored: " +
                   " ".join(cfg.find_links))
-    if not rs.requirements:
+    if not rs.requirements and not rs.pylocks:
         raise UsageError("nothing to install", hint="name a package, or use -r FILE")
     rs.pre = rs.pre or args.pre
     rs.require_hashes = rs.require_hashes or args.require_hashes
@@ -359,6 +363,8 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
     rs.pre = rs.pre or args.pre
     rs.only_binary |= _names(args.only_binary)
     rs.no_binary |= _names(args.no_binary)
+    if args.output_file is None:
+        args.output_file = "pylock.toml" if args.format == "pylock" else "requirements.txt"
     preferred = {} if args.upgrade else lock.existing_pins(args.output_file)
     for name in args.upgrade_package:
         preferred.pop(canonicalize_name(name), None)
@@ -369,8 +375,13 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
     outcome = pipeline.run(request, cfg, ui)
     command = "safepip lock" + "".join(f" {shlex.quote(a)}" for a in sys.argv[2:]) \
         if sys.argv[1:2] == ["lock"] else "safepip lock"
-    text = lock.render(outcome.pins, outcome.files, outcome.target.interpreter.version,
-                       command)
+    if args.format == "pylock" or os.path.basename(args.output_file).startswith("pylock."):
+        from safepip.lock import pylock
+
+        text = pylock.render(outcome.pins, outcome.files, outcome.target.interpreter.markers)
+    else:
+        text = lock.render(outcome.pins, outcome.files,
+                           outcome.target.interpreter.version, command)
     if args.check:
         try:
             with open(args.output_file, encoding="utf-8") as f:

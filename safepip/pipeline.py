@@ -143,6 +143,10 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     if unpacker is not None:
         downloader.on_fetched = unpacker.submit
 
+    for lock_path in rs.pylocks:
+        from safepip.lock.pylock import read_pylock
+
+        read_pylock(lock_path, rs, target.interpreter.markers, target.interpreter.tags)
     constraints: dict[str, list[Req]] = {}
     for c in rs.constraints:
         constraints.setdefault(c.name, []).append(Req.from_requirement(c.req, c.source))
@@ -161,10 +165,11 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
         upgrade=upgrade,
         only_binary=frozenset(rs.only_binary),
         no_binary=frozenset(rs.no_binary),
-        no_deps=request.no_deps,
+        no_deps=request.no_deps or rs.from_lock,
         constraints=constraints,
         installed={} if request.force_reinstall or request.for_lock else installed,
         preferred=dict(request.preferred),
+        link_index={r.link: r.index for r in rs.requirements if r.link and r.index},
         installed_metadata=installed_mod.read_metadata,
     )
     build = _build_context(request, target, ui, cache, downloader, index, metadata, opts,

@@ -40,6 +40,7 @@ class UserRequirement:
     hashes: dict[str, frozenset[str]] = field(default_factory=dict, hash=False, compare=False)
     editable: bool = False
     local: str | None = None  # a local project directory or sdist file, to build first
+    index: str | None = None  # from a lock: the index this exact file came from
 
     @property
     def name(self) -> str:
@@ -59,6 +60,8 @@ class RequirementSet:
     pre: bool = False
     no_index: bool = False
     require_hashes: bool = False
+    from_lock: bool = False  # a pylock.toml was given: complete, nothing to resolve
+    pylocks: list[str] = field(default_factory=list)
     only_binary: set[str] = field(default_factory=set)
     no_binary: set[str] = field(default_factory=set)
 
@@ -207,6 +210,13 @@ def read_file(path: str, rs: RequirementSet, *, constraint: bool = False,
     if urllib.parse.urlsplit(path).scheme in ("http", "https"):
         raise RequirementsFileError(path, None, "remote requirements files are not supported",
                                     hint="download it and pass the local copy")
+    name = os.path.basename(path)
+    if name == "pylock.toml" or (name.startswith("pylock.") and name.endswith(".toml")):
+        if constraint:
+            raise RequirementsFileError(path, None, "a lock file cannot be a constraint")
+        rs.pylocks.append(path)  # read once the target's tags and markers are known
+        rs.from_lock = True
+        return
     try:
         text = Path(path).read_text(encoding="utf-8-sig")
     except FileNotFoundError as exc:

@@ -89,3 +89,95 @@ def test_check_and_refusals_leave_the_lock_alone(index: LocalIndex, safepip,
     r = safepip("lock", "--index-url", index.url, "lib>=5")  # cannot resolve
     assert r.code == 1 and "no version of lib" in r.err
     assert tree_hash(lock) == before
+
+
+def _pylock(index: LocalIndex, safepip, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    index.add(make_wheel("app", "1.0", requires=["lib"]))
+    index.add(make_wheel("lib", "1.5"))
+    index.add(make_wheel("lib", "1.5", tag="cp311-cp311-win_amd64"))
+    r = safepip("lock", "--index-url", index.url, "--format", "pylock", "app")
+    assert r.code == 0, r.text
+    return tmp_path / "pylock.toml"
+
+
+def test_pylock_written_and_installed_without_resolving(index: LocalIndex, venv: Path,
+                                                        safepip, tmp_path: Path) -> None:
+    import tomllib
+
+    path = _pylock(index, safepip, tmp_path)
+    data = tomllib.loads(path.read_text())
+    assert data["lock-version"] == "1.0"
+    lib = next(p for p in data["packages"] if p["name"] == "lib")
+    assert lib["index"] == index.url and len(lib["wheels"]) == 2
+    assert all("sha256" in w["hashes"] and w["size"] > 0 for w in lib["wheels"])
+    pages_before = len(index.requests_for("/simple/"))
+    r = safepip("install", "-r", "pylock.toml")
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "lib-1.5.dist-info").is_dir()
+    assert not (site_packages(venv) / "lib-1.5.dist-info" / "direct_url.json").exists()
+    assert len(index.requests_for("/simple/")) == pages_before  # no index page read
+
+
+def test_uv_installs_our_pylock(index: LocalIndex, safepip, tmp_path: Path) -> None:
+    import shutil
+
+    uv = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
+    if uv is None:
+        import pytest
+
+        pytest.skip("uv is not installed in this environment")
+    path = _pylock(index, safepip, tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env["UV_NO_CONFIG"] = "1"
+    subprocess.run([uv, "venv", "-q", str(tmp_path / "uvenv")], check=True, env=env)
+    subprocess.run([uv, "pip", "install", "-q", "--python", str(tmp_path / "uvenv"), "-r",
+                    str(path)], check=True, env=env)
+    assert list((tmp_path / "uvenv").glob("lib/python3*/site-packages/lib-1.5.dist-info"))
+
+
+BAD_LOCKS = {
+    "unknown-key": ("lock-version = '1.0'\nsurprise = 1\n[[packages]]\nname = 'lib'\n",
+                    "unknown keys ['surprise']"),
+    "wrong-version": ("lock-version = '1.0'\n[[packages]]\nname = 'lib'\nversion = '9.9'\n"
+                      "wheels = [{name = 'lib-1.5-py3-none-any.whl', url = 'URL', "
+                      "hashes = {sha256 = 'SHA'}}]\n", "the wheel lib-1.5-py3-none-any.whl is "
+                      "lib 1.5"),
+    "md5-only": ("lock-version = '1.0'\n[[packages]]\nname = 'lib'\nversion = '1.5'\n"
+                 "wheels = [{name = 'lib-1.5-py3-none-any.whl', url = 'URL', "
+                 "hashes = {md5 = 'abc'}}]\n", "has no sha256 (only md5)"),
+    "missing-hash": ("lock-version = '1.0'\n[[packages]]\nname = 'lib'\nversion = '1.5'\n"
+                     "wheels = [{name = 'lib-1.5-py3-none-any.whl', url = 'URL'}]\n",
+                     "a wheel without url or hashes"),
+    "other-host": ("lock-version = '1.0'\n[[packages]]\nname = 'lib'\nversion = '1.5'\n"
+                   "index = 'https://private.example/simple/'\n"
+                   "wheels = [{name = 'lib-1.5-py3-none-any.whl', "
+                   "url = 'https://evil.example/lib-1.5-py3-none-any.whl', "
+                   "hashes = {sha256 = 'SHA'}}]\n", "on another host than its index"),
+    "plain-http": ("lock-version = '1.0'\n[[packages]]\nname = 'lib'\nversion = '1.5'\n"
+                   "index = 'http://mirror.example/simple/'\n"
+                   "wheels = [{name = 'lib-1.5-py3-none-any.whl', "
+                   "url = 'http://mirror.example/lib-1.5-py3-none-any.whl', "
+                   "hashes = {sha256 = 'SHA'}}]\n", "is not an https URL"),
+    "duplicated": ("lock-version = '1.0'\n" + ("[[packages]]\nname = 'lib'\nversion = '1.5'\n"
+                   "wheels = [{name = 'lib-1.5-py3-none-any.whl', url = 'URL', "
+                   "hashes = {sha256 = 'SHA'}}]\n") * 2, "lib is listed twice"),
+    "version-2": ("lock-version = '2.0'\n", "lock-version '2.0' is not supported"),
+}
+
+
+def test_bad_pylocks_are_refused(index: LocalIndex, venv: Path, safepip, clean,
+                                 tmp_path: Path) -> None:
+    import pytest
+
+    w = make_wheel("lib", "1.5")
+    index.add(w)
+    url = f"{index.base}/files/{w.filename}"
+    for case, (text, message) in BAD_LOCKS.items():
+        path = tmp_path / f"pylock.{case}.toml"
+        path.write_text(text.replace("URL", url).replace("SHA", w.sha256))
+        with clean(path):
+            r = safepip("install", "-r", str(path))
+        assert r.code != 0, case
+        assert message in r.err, (case, r.err)
+        if "Traceback" in r.err:
+            pytest.fail(f"{case}: traceback")

@@ -10,8 +10,10 @@ from safepip.errors import UsageError
 from safepip.models import Candidate, DistFile
 
 
-def candidate_for_link(link: str, name: str, extras: frozenset[str]) -> Candidate:
-    """The one candidate a direct wheel reference allows."""
+def candidate_for_link(link: str, name: str, extras: frozenset[str],
+                       index_url: str = "") -> Candidate:
+    """The one candidate a direct wheel reference allows (``index_url``: the index a
+    lock file says the file came from; empty for a true direct reference)."""
     filename = urllib.parse.unquote(urllib.parse.urlsplit(link).path.rsplit("/", 1)[-1])
     wname, version, _build, tags = parse_wheel_filename(filename)
     if wname != canonicalize_name(name):
@@ -24,7 +26,7 @@ def candidate_for_link(link: str, name: str, extras: frozenset[str]) -> Candidat
     dist = DistFile(
         filename=filename,
         url=urllib.parse.urlunsplit(urllib.parse.urlsplit(link)._replace(fragment="")),
-        index_url="",
+        index_url=index_url,
         project=wname,
         version=version,
         kind="wheel",

@@ -72,6 +72,15 @@ def pyproject_requirements(path: str, extras: list[str], groups: list[str],
 def existing_pins(path: str) -> dict[str, Version]:
     """``name==version`` lines of an existing lock (kept unless upgraded)."""
     pins: dict[str, Version] = {}
+    if os.path.basename(path).startswith("pylock.") and path.endswith(".toml"):
+        try:
+            with open(path, "rb") as fb:
+                data = tomllib.load(fb)
+            for pkg in data.get("packages", []):
+                pins[canonicalize_name(str(pkg["name"]))] = Version(str(pkg["version"]))
+        except (OSError, tomllib.TOMLDecodeError, KeyError, TypeError, InvalidVersion):
+            return {}
+        return pins
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()

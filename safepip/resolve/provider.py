@@ -90,6 +90,7 @@ class Options:
     installed: dict[str, InstalledDist] = field(default_factory=dict)
     installed_metadata: Any = None  # Callable[[InstalledDist], Metadata]
     preferred: dict[str, Version] = field(default_factory=dict)  # an existing lock's pins
+    link_index: dict[str, str] = field(default_factory=dict)  # locked file URL -> its index
 
 
 class Provider(AbstractProvider[Req, Candidate, str]):
@@ -261,7 +262,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             from safepip.index.direct import candidate_for_link
 
             for link in links:
-                cand = candidate_for_link(link, name, extras)
+                cand = candidate_for_link(link, name, extras,
+                                          self.opts.link_index.get(link, ""))
                 if cand.version not in bad and all(
                         r.specifier.contains(cand.version, prereleases=True) for r in reqs):
                     out.append(cand)
@@ -329,7 +331,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if requirement.link:
-            return candidate.dist is not None and candidate.dist.url == requirement.link
+            # the link's #sha256=... fragment is a hash, not part of the file's URL
+            return candidate.dist is not None and candidate.dist.url == (
+                requirement.link.split("#", 1)[0])
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def candidate_metadata(self, candidate: Candidate) -> Metadata:
