@@ -14,7 +14,9 @@ from safepip.errors import SafepipError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from safepip.config import Config, PipSettings
     from safepip.pipeline import Outcome
+    from safepip.reqfile import RequirementSet
     from safepip.sandbox import Limits
     from safepip.ui import UI
 
@@ -77,21 +79,7 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     g.add_argument("-t", "--target", metavar="DIR", help="install into this directory")
     g.add_argument("--prefix", metavar="DIR", help="install under this prefix")
     g.add_argument("--user", action="store_true", help="install into the user site")
-    g = p.add_argument_group("package index")
-    g.add_argument("-i", "--index-url", metavar="URL",
-                   help="the main index (default: PyPI, or pip's configured index)")
-    g.add_argument("--extra-index-url", action="append", default=[], metavar="URL",
-                   help="more indexes; a project is taken only from the first index that has "
-                        "it")
-    g.add_argument("--no-index", action="store_true", help="use no index")
-    g.add_argument("-f", "--find-links", action="append", default=[], metavar="URL",
-                   help="accepted for compatibility; not used yet")
-    g.add_argument("--trusted-host", action="append", default=[], metavar="HOST",
-                   help="allow plain http for this host")
-    g.add_argument("--cert", metavar="FILE", help="extra CA bundle")
-    g.add_argument("--timeout", type=float, metavar="SECONDS", help="network timeout")
-    g.add_argument("--isolated", action="store_true",
-                   help="ignore pip's configuration files and PIP_* variables")
+    _add_index_options(p.add_argument_group("package index"))
     g = p.add_argument_group("safety and builds")
     g.add_argument("--allow-pth", action="append", default=[], metavar="NAME",
                    help="allow this package to install a .pth file that runs code at "
@@ -262,11 +250,8 @@ def _names(values: list[str]) -> set[str]:
     return out
 
 
-def _install(args: argparse.Namespace, ui: UI) -> int:
-    from packaging.utils import canonicalize_name
-
-    from safepip import pipeline, report
-    from safepip.config import build_config, isolated_from_env
+def _requirements(args: argparse.Namespace) -> RequirementSet:
+    """The requirements and constraints named on the command line and in -r/-c files."""
     from safepip.reqfile import RequirementSet, parse_requirement, read_file
 
     rs = RequirementSet()
@@ -276,12 +261,15 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
         read_file(path, rs)
     for path in args.constraint:
         read_file(path, rs, constraint=True)
-    for path in args.editable:
-        rs.requirements.append(parse_requirement(path, "command line", os.getcwd(),
-                                                 editable=True))
-    isolated = args.isolated or isolated_from_env()
-    cfg, pip_settings = build_config(
-        isolated=isolated,
+    return rs
+
+
+def _config(args: argparse.Namespace, rs: RequirementSet) -> tuple[Config, PipSettings]:
+    """Flags (and option lines of requirements files) merged with pip's settings."""
+    from safepip.config import build_config, isolated_from_env
+
+    return build_config(
+        isolated=args.isolated or isolated_from_env(),
         index_url=args.index_url or rs.index_url,
         extra_index_urls=args.extra_index_url + rs.extra_index_urls,
         trusted_hosts=args.trusted_host + rs.trusted_hosts,
@@ -292,6 +280,19 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
         timeout=args.timeout,
         cert=args.cert,
     )
+
+
+def _install(args: argparse.Namespace, ui: UI) -> int:
+    from packaging.utils import canonicalize_name
+
+    from safepip import pipeline, report
+    from safepip.reqfile import parse_requirement, read_file
+
+    rs = _requirements(args)
+    for path in args.editable:
+        rs.requirements.append(parse_requirement(path, "command line", os.getcwd(),
+                                                 editable=True))
+    cfg, pip_settings = _config(args, rs)
     for path in pip_settings.constraints:
         # pip's configured constraint files apply to safepip too (the same machine policy)
         if os.path.isfile(path):
@@ -340,26 +341,11 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
     from packaging.utils import canonicalize_name
 
     from safepip import lock, pipeline
-    from safepip.config import build_config, isolated_from_env
-    from safepip.reqfile import RequirementSet, parse_requirement, read_file
 
-    rs = RequirementSet()
-    for text in args.requirements_args:
-        rs.requirements.append(parse_requirement(text, "command line", os.getcwd()))
-    for path in args.requirement:
-        read_file(path, rs)
-    for path in args.constraint:
-        read_file(path, rs, constraint=True)
+    rs = _requirements(args)
     if not args.requirements_args and not args.requirement:
         lock.pyproject_requirements("pyproject.toml", args.extra, args.group, rs)
-    cfg, _pip = build_config(
-        isolated=args.isolated or isolated_from_env(),
-        index_url=args.index_url or rs.index_url,
-        extra_index_urls=args.extra_index_url + rs.extra_index_urls,
-        trusted_hosts=args.trusted_host + rs.trusted_hosts,
-        find_links=args.find_links + rs.find_links, no_index=args.no_index or rs.no_index,
-        no_cache=args.no_cache, cache_dir=args.cache_dir, timeout=args.timeout,
-        cert=args.cert)
+    cfg, _pip = _config(args, rs)
     rs.pre = rs.pre or args.pre
     rs.only_binary |= _names(args.only_binary)
     rs.no_binary |= _names(args.no_binary)
