@@ -181,3 +181,56 @@ def test_bad_pylocks_are_refused(index: LocalIndex, venv: Path, safepip, clean,
         assert message in r.err, (case, r.err)
         if "Traceback" in r.err:
             pytest.fail(f"{case}: traceback")
+
+
+def test_safepip_installs_what_uv_pip_compile_writes(index: LocalIndex, venv: Path, safepip,
+                                                     tmp_path: Path) -> None:
+    """`uv pip compile --generate-hashes` output, installed by safepip (hash-checking)."""
+    import shutil
+
+    import pytest
+
+    uv = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
+    if uv is None:
+        pytest.skip("uv is not installed in this environment")
+    index.add(make_wheel("app", "1.0", requires=["lib>=1"]))
+    index.add(make_wheel("lib", "1.5"))
+    (tmp_path / "requirements.in").write_text("app\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uvcache"))
+    subprocess.run([uv, "pip", "compile", "-q", "--generate-hashes", "--index-url", index.url,
+                    "--python-version", "3.11", "requirements.in", "-o", "locked.txt"],
+                   check=True, env=env, cwd=tmp_path)
+    text = (tmp_path / "locked.txt").read_text()
+    assert "--hash=sha256:" in text
+    r = safepip("install", "-r", "locked.txt")
+    assert r.code == 0, r.text
+    assert "--hash sha256" in r.err
+    assert (site_packages(venv) / "lib-1.5.dist-info").is_dir()
+
+
+def test_safepip_installs_what_uv_exports_as_pylock(index: LocalIndex, venv: Path, safepip,
+                                                    tmp_path: Path) -> None:
+    """`uv pip compile --format pylock.toml` (PEP 751 from uv), installed by safepip."""
+    import shutil
+
+    import pytest
+
+    uv = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
+    if uv is None:
+        pytest.skip("uv is not installed in this environment")
+    index.add(make_wheel("app", "1.0", requires=["lib>=1"]))
+    index.add(make_wheel("lib", "1.5"))
+    (tmp_path / "requirements.in").write_text("app\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uvcache"))
+    proc = subprocess.run([uv, "pip", "compile", "-q", "--format", "pylock.toml",
+                           "--index-url", index.url, "--python-version", "3.11",
+                           "requirements.in", "-o", "pylock.toml"],
+                          env=env, cwd=tmp_path, capture_output=True, text=True)
+    if proc.returncode != 0 and "format" in proc.stderr:
+        pytest.skip(f"this uv cannot write pylock.toml: {proc.stderr.strip()[:200]}")
+    assert proc.returncode == 0, proc.stderr
+    r = safepip("install", "-r", "pylock.toml")
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "lib-1.5.dist-info").is_dir()
