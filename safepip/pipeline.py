@@ -29,6 +29,7 @@ from safepip.target import discover, for_resolving
 if TYPE_CHECKING:
     from safepip.builder.context import BuildContext
     from safepip.config import Config
+    from safepip.install.wheel import WheelInfo
     from safepip.models import Artifact, DistFile, Pin
     from safepip.reqfile import RequirementSet, UserRequirement
     from safepip.target import Target
@@ -198,6 +199,7 @@ class _EarlyUnpacker:
         self.cache = cache
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="safepip-unpack")
         self.futures: dict[str, Future[str | None]] = {}
+        self.inspected: dict[str, WheelInfo] = {}  # structural checks already done
         self.lock = threading.Lock()
 
     def submit(self, art: Artifact) -> None:
@@ -209,20 +211,24 @@ class _EarlyUnpacker:
 
     def _unpack(self, art: Artifact) -> str | None:
         from safepip.install.unpacked import unpack
+        from safepip.install.wheel import inspect_wheel
 
         try:
-            info = validate(art.data, art.dist.filename)
+            info = inspect_wheel(art.data, art.dist.filename)
+            self.inspected[art.sha256] = info
             path = self.cache.new_unpacked(art.sha256)
             unpack(info, path)
         except (SafepipError, OSError, ValueError):
             return None
         return path
 
-    def wait(self, sha256: str) -> None:
+    def wait(self, sha256: str) -> WheelInfo | None:
+        """Wait for the wheel's early unpacking; its inspection, if that passed."""
         with self.lock:
             fut = self.futures.get(sha256)
         if fut is not None:
             fut.result()
+        return self.inspected.get(sha256)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -322,11 +328,10 @@ def _resolve_and_install(s: _Session) -> Outcome:
     items = []
     for pin in to_install:
         art = outcome.artifacts[pin.name]
+        inspected = s.unpacker.wait(art.sha256) if s.unpacker is not None else None
         info = validate(art.data, art.dist.filename, expected=pin.metadata,
-                        allow_pth=request.allow_pth)
+                        allow_pth=request.allow_pth, inspected=inspected)
         outcome.warnings.extend(info.warnings)
-        if s.unpacker is not None:
-            s.unpacker.wait(art.sha256)
         unpacked = cache.unpacked_path(art.sha256) if cache.root else None
         items.append(transaction.InstallItem(
             wheel=info,

@@ -34,6 +34,7 @@ class Entry:
     serve: bytes | None = None  # other bytes than listed
     truncate: bool = False
     sidecar: bytes | None = None  # other metadata than the wheel's
+    disposition: str | None = None  # a Content-Disposition header to send with the file
 
     @property
     def sha256(self) -> str:
@@ -196,8 +197,10 @@ class LocalIndex:
                                    length=len(body))
                         self.close_connection = True
                         return
-                    self._send(200, body, "application/octet-stream",
-                               {"Accept-Ranges": "bytes"})
+                    headers = {"Accept-Ranges": "bytes"}
+                    if e.disposition:
+                        headers["Content-Disposition"] = e.disposition
+                    self._send(200, body, "application/octet-stream", headers)
                     return
                 self._send(404, b"not found")
 

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import site_packages, tree_hash
 from tests.factory import make_sdist, make_wheel
 from tests.indexserver import LocalIndex
@@ -91,6 +93,31 @@ def test_check_and_refusals_leave_the_lock_alone(index: LocalIndex, safepip,
     assert tree_hash(lock) == before
 
 
+@pytest.fixture
+def uv(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """uv and a clean environment for it (uv comes with the test extras, so CI has it)."""
+    import shutil
+
+    found = shutil.which("uv", path=os.path.dirname(sys.executable)) or shutil.which("uv")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("uv is required in CI (it is in the test extras)")
+        pytest.skip("uv is not installed in this environment")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uvcache"))
+    return found, env
+
+
+def _uv_compile(uv: tuple[str, dict[str, str]], index: LocalIndex, tmp_path: Path,
+                *args: str) -> None:
+    index.add(make_wheel("app", "1.0", requires=["lib>=1"]))
+    index.add(make_wheel("lib", "1.5"))
+    (tmp_path / "requirements.in").write_text("app\n")
+    exe, env = uv
+    subprocess.run([exe, "pip", "compile", "-q", "--index-url", index.url, "--python-version",
+                    "3.11", "requirements.in", *args], check=True, env=env, cwd=tmp_path)
+
+
 def _pylock(index: LocalIndex, safepip, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
     index.add(make_wheel("app", "1.0", requires=["lib"]))
     index.add(make_wheel("lib", "1.5"))
@@ -118,19 +145,12 @@ def test_pylock_written_and_installed_without_resolving(index: LocalIndex, venv:
     assert len(index.requests_for("/simple/")) == pages_before  # no index page read
 
 
-def test_uv_installs_our_pylock(index: LocalIndex, safepip, tmp_path: Path) -> None:
-    import shutil
-
-    uv = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
-    if uv is None:
-        import pytest
-
-        pytest.skip("uv is not installed in this environment")
+def test_uv_installs_our_pylock(index: LocalIndex, safepip, tmp_path: Path,
+                                uv: tuple[str, dict[str, str]]) -> None:
     path = _pylock(index, safepip, tmp_path)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
-    env["UV_NO_CONFIG"] = "1"
-    subprocess.run([uv, "venv", "-q", str(tmp_path / "uvenv")], check=True, env=env)
-    subprocess.run([uv, "pip", "install", "-q", "--python", str(tmp_path / "uvenv"), "-r",
+    exe, env = uv
+    subprocess.run([exe, "venv", "-q", str(tmp_path / "uvenv")], check=True, env=env)
+    subprocess.run([exe, "pip", "install", "-q", "--python", str(tmp_path / "uvenv"), "-r",
                     str(path)], check=True, env=env)
     assert list((tmp_path / "uvenv").glob("lib/python3*/site-packages/lib-1.5.dist-info"))
 
@@ -167,8 +187,6 @@ BAD_LOCKS = {
 
 def test_bad_pylocks_are_refused(index: LocalIndex, venv: Path, safepip, clean,
                                  tmp_path: Path) -> None:
-    import pytest
-
     w = make_wheel("lib", "1.5")
     index.add(w)
     url = f"{index.base}/files/{w.filename}"
@@ -184,25 +202,11 @@ def test_bad_pylocks_are_refused(index: LocalIndex, venv: Path, safepip, clean,
 
 
 def test_safepip_installs_what_uv_pip_compile_writes(index: LocalIndex, venv: Path, safepip,
-                                                     tmp_path: Path) -> None:
+                                                     tmp_path: Path,
+                                                     uv: tuple[str, dict[str, str]]) -> None:
     """`uv pip compile --generate-hashes` output, installed by safepip (hash-checking)."""
-    import shutil
-
-    import pytest
-
-    uv = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
-    if uv is None:
-        pytest.skip("uv is not installed in this environment")
-    index.add(make_wheel("app", "1.0", requires=["lib>=1"]))
-    index.add(make_wheel("lib", "1.5"))
-    (tmp_path / "requirements.in").write_text("app\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
-    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uvcache"))
-    subprocess.run([uv, "pip", "compile", "-q", "--generate-hashes", "--index-url", index.url,
-                    "--python-version", "3.11", "requirements.in", "-o", "locked.txt"],
-                   check=True, env=env, cwd=tmp_path)
-    text = (tmp_path / "locked.txt").read_text()
-    assert "--hash=sha256:" in text
+    _uv_compile(uv, index, tmp_path, "--generate-hashes", "-o", "locked.txt")
+    assert "--hash=sha256:" in (tmp_path / "locked.txt").read_text()
     r = safepip("install", "-r", "locked.txt")
     assert r.code == 0, r.text
     assert "--hash sha256" in r.err
@@ -210,27 +214,10 @@ def test_safepip_installs_what_uv_pip_compile_writes(index: LocalIndex, venv: Pa
 
 
 def test_safepip_installs_what_uv_exports_as_pylock(index: LocalIndex, venv: Path, safepip,
-                                                    tmp_path: Path) -> None:
+                                                    tmp_path: Path,
+                                                    uv: tuple[str, dict[str, str]]) -> None:
     """`uv pip compile --format pylock.toml` (PEP 751 from uv), installed by safepip."""
-    import shutil
-
-    import pytest
-
-    uv = shutil.which("uv") or shutil.which("uv", path=os.path.dirname(sys.executable))
-    if uv is None:
-        pytest.skip("uv is not installed in this environment")
-    index.add(make_wheel("app", "1.0", requires=["lib>=1"]))
-    index.add(make_wheel("lib", "1.5"))
-    (tmp_path / "requirements.in").write_text("app\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
-    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uvcache"))
-    proc = subprocess.run([uv, "pip", "compile", "-q", "--format", "pylock.toml",
-                           "--index-url", index.url, "--python-version", "3.11",
-                           "requirements.in", "-o", "pylock.toml"],
-                          env=env, cwd=tmp_path, capture_output=True, text=True)
-    if proc.returncode != 0 and "format" in proc.stderr:
-        pytest.skip(f"this uv cannot write pylock.toml: {proc.stderr.strip()[:200]}")
-    assert proc.returncode == 0, proc.stderr
+    _uv_compile(uv, index, tmp_path, "--format", "pylock.toml", "-o", "pylock.toml")
     r = safepip("install", "-r", "pylock.toml")
     assert r.code == 0, r.text
     assert (site_packages(venv) / "lib-1.5.dist-info").is_dir()

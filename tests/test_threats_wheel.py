@@ -196,12 +196,15 @@ def test_row8_dist_info_of_another_project(index: LocalIndex, venv: Path, safepi
     assert "[dist-info]" in r.err
 
 
-def test_row8_content_disposition_ignored(index: LocalIndex, venv: Path, safepip) -> None:
+def test_row8_content_disposition_ignored(index: LocalIndex, venv: Path, safepip,
+                                          tmp_path: Path) -> None:
     # the file name comes from the index listing, never from the server's headers
-    index.add(make_wheel("lib"))
-    r = safepip("install", "lib")
-    assert r.code == 0
-    assert not (venv.parent / "x.whl").exists()
+    hostile = 'attachment; filename="../../evil-1.0-py3-none-any.whl"'
+    index.add(make_wheel("lib"), disposition=hostile, core_metadata=False)
+    r = safepip("install", "--no-cache", "lib")
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "lib-1.0.dist-info").is_dir()
+    assert not list(tmp_path.parent.glob("evil*")) and not list(tmp_path.glob("**/evil*"))
 
 
 def test_row9_sidecar_differs_from_wheel(index: LocalIndex, venv: Path, safepip,

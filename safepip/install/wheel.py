@@ -72,6 +72,7 @@ class WheelInfo:
     record: dict[str, tuple[str, str, int]] = field(default_factory=dict, repr=False)
     root_scheme: str = "purelib"
     members: list[str] = field(default_factory=list, repr=False)  # files, in zip order
+    code_pth: list[str] = field(default_factory=list)  # .pth files that run code
 
 
 def _fail(filename: str, rule: str, detail: str, hint: str | None = None) -> WheelError:
@@ -190,13 +191,32 @@ def _pth_runs_code(text: str) -> bool:
 
 
 def validate(data: bytes, filename: str, *, expected: Metadata | None = None,
-             allow_pth: frozenset[str] = frozenset()) -> WheelInfo:
+             allow_pth: frozenset[str] = frozenset(),
+             inspected: WheelInfo | None = None) -> WheelInfo:
     """Validate an in-memory wheel; raise ``WheelError`` on the first broken rule.
 
     ``data`` must be the buffer whose digest the downloader verified. The contents of
     files are checked against RECORD while they are staged (one decompression), except
     scripts, whose shebang is rewritten on the way and which are checked here.
+    ``inspected``: the result of ``inspect_wheel`` on the same buffer, if it was done already
+    (the early unpacker does it while downloads are still running).
     """
+    info = inspected if inspected is not None else inspect_wheel(data, filename)
+    if expected is not None:
+        _compare_metadata(expected, info.metadata, filename)
+    if info.code_pth and canonicalize_name(info.name) not in allow_pth:
+        raise _fail(
+            filename, "pth",
+            f"{info.code_pth[0]} runs code every time Python starts (a line beginning with "
+            "'import')",
+            hint=f"--allow-pth {canonicalize_name(info.name)} installs it anyway, if you "
+                 "trust this package to run code in every Python process",
+        )
+    return info
+
+
+def inspect_wheel(data: bytes, filename: str) -> WheelInfo:
+    """The structural checks of ``validate``: everything that depends on the bytes alone."""
     try:
         fname, fversion, _build, _tags = parse_wheel_filename(filename)
     except Exception as exc:
@@ -235,9 +255,6 @@ def validate(data: bytes, filename: str, *, expected: Metadata | None = None,
     if canonicalize_name(md.name) != fname or md.version != fversion:
         raise _fail(filename, "dist-info",
                     f"METADATA says {md.name} {md.version}, the filename {fname} {fversion}")
-    if expected is not None:
-        _compare_metadata(expected, md, filename)
-
     data_dir = dist_info[: -len(".dist-info")] + ".data"
     for n in names:
         if n.startswith(data_dir + "/"):
@@ -258,7 +275,7 @@ def validate(data: bytes, filename: str, *, expected: Metadata | None = None,
     info = WheelInfo(filename, md.name, md.version, dist_info, data_dir, md, data,
                      record=record, root_scheme=root,
                      members=[n for n in names if not n.endswith("/")])
-    _check_pth(zf, names, data_dir, filename, info, allow_pth)
+    info.code_pth = _code_pth(zf, names, data_dir)
     _check_scripts(zf, names, dist_info, data_dir, filename, info)
     return info
 
@@ -331,8 +348,9 @@ def _check_record(zf: zipfile.ZipFile, dist_info: str, data_dir: str,
     return entries
 
 
-def _check_pth(zf: zipfile.ZipFile, names: list[str], data_dir: str, filename: str,
-               info: WheelInfo, allow_pth: frozenset[str]) -> None:
+def _code_pth(zf: zipfile.ZipFile, names: list[str], data_dir: str) -> list[str]:
+    """Top-level .pth files (hidden ones too) that would run code at interpreter start."""
+    found = []
     for n in names:
         top = n
         for scheme in ("purelib", "platlib"):
@@ -341,14 +359,9 @@ def _check_pth(zf: zipfile.ZipFile, names: list[str], data_dir: str, filename: s
                 top = n[len(prefix):]
         if "/" in top or not top.endswith(".pth"):
             continue
-        text = zf.read(n).decode("utf-8", "replace")
-        if _pth_runs_code(text) and canonicalize_name(info.name) not in allow_pth:
-            raise _fail(
-                filename, "pth",
-                f"{top} runs code every time Python starts (a line beginning with 'import')",
-                hint=f"--allow-pth {canonicalize_name(info.name)} installs it anyway, if you "
-                     "trust this package to run code in every Python process",
-            )
+        if _pth_runs_code(zf.read(n).decode("utf-8", "replace")):
+            found.append(top)
+    return found
 
 
 def _check_scripts(zf: zipfile.ZipFile, names: list[str], dist_info: str, data_dir: str,
