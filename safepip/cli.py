@@ -14,6 +14,7 @@ from safepip.errors import SafepipError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from safepip.attest.trust import Policy
     from safepip.config import Config, PipSettings
     from safepip.pipeline import Outcome
     from safepip.reqfile import RequirementSet
@@ -85,6 +86,7 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    help="allow this package to install a .pth file that runs code at "
                         "every Python start")
     _add_sandbox_options(g)
+    _add_attestation_options(g)
     g = p.add_argument_group("output and cache")
     g.add_argument("--dry-run", action="store_true",
                    help="resolve and report, but download and install nothing")
@@ -122,6 +124,22 @@ def _add_sandbox_options(g: argparse._ArgumentGroup) -> None:
                    help="limit on what one build may write, e.g. 4g (default 4g)")
     g.add_argument("--build-processes", type=int, metavar="N",
                    help="limit on processes of one build (default 2048)")
+
+
+def _add_attestation_options(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--require-attestations", nargs="?", const=":all:", action="append",
+                   default=[], metavar="NAME",
+                   help="refuse files without a verified PEP 740 attestation (all, or only "
+                        "NAME; may be repeated)")
+    g.add_argument("--skip-attestations", action="append", default=[], metavar="NAME",
+                   help="do not check NAME's attestation or publisher (not recommended)")
+
+
+def _attest_policy(args: argparse.Namespace) -> Policy:
+    from safepip.attest.trust import Policy
+
+    return Policy(require=frozenset(_names(args.require_attestations)),
+                  skip=frozenset(_names(args.skip_attestations)))
 
 
 def _size(text: str) -> int:
@@ -201,8 +219,9 @@ def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--no-binary", action="append", default=[], metavar="NAMES")
     g.add_argument("--python", metavar="PATH", help="resolve for this interpreter")
     _add_index_options(p.add_argument_group("package index"))
-    g = p.add_argument_group("builds, output and cache")
+    g = p.add_argument_group("builds, attestations, output and cache")
     _add_sandbox_options(g)
+    _add_attestation_options(g)
     g.add_argument("--no-cache", "--no-cache-dir", dest="no_cache", action="store_true")
     g.add_argument("--cache-dir", metavar="DIR")
     g.add_argument("-q", "--quiet", action="count", default=0)
@@ -325,6 +344,7 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
         sandbox=args.sandbox,
         unsafe_build_on_host=args.unsafe_build_on_host,
         limits=_limits(args),
+        attest=_attest_policy(args),
     )
     outcome = pipeline.run(request, cfg, ui)
     if args.report:
@@ -357,7 +377,7 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
     request = pipeline.InstallRequest(
         reqs=rs, dry_run=True, for_lock=True, preferred=preferred, python=args.python,
         sandbox=args.sandbox, unsafe_build_on_host=args.unsafe_build_on_host,
-        limits=_limits(args))
+        limits=_limits(args), attest=_attest_policy(args))
     outcome = pipeline.run(request, cfg, ui)
     command = "safepip lock" + "".join(f" {shlex.quote(a)}" for a in sys.argv[2:]) \
         if sys.argv[1:2] == ["lock"] else "safepip lock"
@@ -433,7 +453,10 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
         for pin in outcome.to_install:
             old = outcome.replaced.get(pin.name)
             change = f" (replacing {old})" if old is not None else ""
-            ui.info(f"Would install {pin.name} {pin.version}{change}")
+            att = outcome.attestations.get(pin.name)
+            att_note = f" · {att.describe()}" if att is not None and att.status != "local" \
+                else ""
+            ui.info(f"Would install {pin.name} {pin.version}{change}{att_note}")
         return
     if not outcome.to_install:
         ui.info(f"Nothing to do: all requirements are already satisfied in "
@@ -463,8 +486,9 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
         if pin.name in outcome.notes:
             hash_note = outcome.notes[pin.name]
         change = f"  (was {old})" if old is not None else ""
-        ui.info(f" {mark} {label:<{width}}  {hash_note} · wheel checked{change}")
-    ui.info("   (PEP 740 attestations are not checked yet)")
+        att = outcome.attestations.get(pin.name)
+        att_note = f" · {att.describe()}" if att is not None and att.status != "local" else ""
+        ui.info(f" {mark} {label:<{width}}  {hash_note} · wheel checked{att_note}{change}")
     for problem in outcome.broken:
         ui.warn(problem)
 

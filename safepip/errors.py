@@ -142,3 +142,16 @@ class BuildError(SafepipError):
         super().__init__(f"building {project} failed: {message}", hint=hint)
         self.project = project
         self.log = log
+
+
+class AttestationError(SafepipError):
+    """A file's PEP 740 provenance is missing where it is required, does not verify, or
+    names another publisher than the one trusted for its project."""
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 filename: str | None = None, project: str | None = None) -> None:
+        super().__init__(f"{filename}: {message}" if filename and filename not in message
+                         else message, hint=hint)
+        self.filename = filename
+        self.project = project
+        self.reason = message

@@ -32,6 +32,8 @@ class DistFile:
     # PEP 658/714: False when not declared, True when declared (maybe with hashes).
     core_metadata: bool = False
     core_metadata_hashes: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    # PEP 740: the provenance URL; "" when the index says there is none; None when the
+    # index does not say (then its Integrity API is asked)
     provenance: str | None = None
     tags: frozenset[Tag] = field(default_factory=frozenset, hash=False, compare=False)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from safepip.attest.trust import Policy, TrustStore, judge, project_pins
 from safepip.errors import HashRequiredError, SafepipError
 from safepip.fetch.cache import Cache
 from safepip.fetch.download import Downloader
@@ -27,6 +29,9 @@ from safepip.sandbox import Limits
 from safepip.target import discover, for_resolving
 
 if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from safepip.attest.check import AttestationResult
     from safepip.builder.context import BuildContext
     from safepip.config import Config
     from safepip.install.wheel import WheelInfo
@@ -57,6 +62,8 @@ class InstallRequest:
     sandbox: str = "auto"
     unsafe_build_on_host: bool = False
     limits: Limits = field(default_factory=Limits)
+    attest: Policy = field(default_factory=Policy)
+    data_dir: str | None = None  # where the publisher trust store lives
 
 
 @dataclass
@@ -74,6 +81,7 @@ class Outcome:
     notes: dict[str, str] = field(default_factory=dict)  # how a local project was built
     files: dict[str, list[DistFile]] = field(default_factory=dict)  # for locks: all files
     timings: dict[str, float] = field(default_factory=dict)
+    attestations: dict[str, AttestationResult] = field(default_factory=dict)
 
 
 def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
@@ -114,17 +122,20 @@ def run(request: InstallRequest, cfg: Config, ui: UI) -> Outcome:
         ui.detail(note)
     installed = installed_mod.scan(target)
     cache = Cache(None if cfg.no_cache else cfg.cache_dir)
+    store = TrustStore.default(request.data_dir)
     try:
-        outcome = _run(request, cfg, ui, target, installed, cache, t0)
+        outcome = _run(request, cfg, ui, target, installed, cache, t0, store)
     except BaseException:
         cache.discard()
         raise
     cache.commit()
+    if not request.dry_run:
+        store.save()  # first publishers seen, now that the install succeeded
     return outcome
 
 
 def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
-         installed: dict[str, Any], cache: Cache, t0: float) -> Outcome:
+         installed: dict[str, Any], cache: Cache, t0: float, store: TrustStore) -> Outcome:
     rs = request.reqs
     http = HttpClient(trusted_hosts=cfg.trusted_hosts, cert=cfg.cert, timeout=cfg.timeout,
                       retries=cfg.retries)
@@ -176,7 +187,7 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     build = _build_context(request, target, ui, cache, downloader, index, metadata, opts,
                            cfg.jobs)
     session = _Session(request, cfg, ui, target, installed, cache, index, progress,
-                       downloader, metadata, opts, build, t0, unpacker)
+                       downloader, metadata, opts, build, t0, unpacker, store)
     try:
         return _resolve_and_install(session)
     finally:
@@ -194,7 +205,6 @@ class _EarlyUnpacker:
     install unpacks it itself."""
 
     def __init__(self, cache: Cache) -> None:
-        from concurrent.futures import Future
 
         self.cache = cache
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="safepip-unpack")
@@ -252,12 +262,13 @@ class _Session:
     build: BuildContext
     t0: float
     unpacker: _EarlyUnpacker | None
+    store: TrustStore
 
 
 def _resolve_and_install(s: _Session) -> Outcome:
     request, cfg, ui, target, installed, cache = (s.request, s.cfg, s.ui, s.target,
                                                   s.installed, s.cache)
-    index, progress, downloader, metadata, opts, build = (s.index, s.progress, s.downloader,
+    index, progress, _downloader, metadata, opts, build = (s.index, s.progress, s.downloader,
                                                           s.metadata, s.opts, s.build)
     rs, markers, t0 = request.reqs, opts.markers, s.t0
     direct_urls: dict[str, dict[str, object]] = {}
@@ -304,6 +315,22 @@ def _resolve_and_install(s: _Session) -> Outcome:
         outcome.notes[name] = (f"built in the {build.builder.sandbox.name} sandbox from "
                                f"{where}{' (editable)' if editable else ''}")
     outcome.timings["resolve"] = t_resolved - t0
+    # provenance is checked beside the downloads (it needs only the index's sha256)
+    attest_pool = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="safepip-attest")
+    try:
+        attest_futs = _start_attestations(
+            s, attest_pool, [p for p in (pins if request.for_lock else to_install)
+                             if p.dist is not None])
+        if request.dry_run or request.for_lock:
+            _judge_attestations(s, outcome, attest_futs)
+        else:
+            _download(s, outcome, to_install)
+            _judge_attestations(s, outcome, attest_futs)
+            for pin in to_install:  # sdists: built in the sandbox, one at a time
+                if pin.dist is not None and pin.dist.kind == "sdist":
+                    outcome.artifacts[pin.name] = build.build_pin(pin)
+    finally:
+        attest_pool.shutdown(wait=True, cancel_futures=True)
     if request.for_lock:
         for pin in pins:
             page_fut = _provider._pages.get(pin.name)
@@ -313,15 +340,6 @@ def _resolve_and_install(s: _Session) -> Outcome:
     if request.dry_run or request.for_lock:
         return outcome
 
-    # parallel downloads (some may already be there from the metadata fallback)
-    with progress, ThreadPoolExecutor(max_workers=cfg.jobs) as pool:
-        futs = {p.name: pool.submit(downloader.get, p.dist) for p in to_install
-                if p.dist is not None and p.dist.kind == "wheel"}
-        for name, fut in futs.items():
-            outcome.artifacts[name] = fut.result()
-    for pin in to_install:  # sdists: built in the sandbox, one at a time
-        if pin.dist is not None and pin.dist.kind == "sdist":
-            outcome.artifacts[pin.name] = build.build_pin(pin)
     t_dl = time.perf_counter()
     outcome.timings["download"] = t_dl - t_resolved
 
@@ -360,6 +378,48 @@ def _resolve_and_install(s: _Session) -> Outcome:
     outcome.timings["check"] = time.perf_counter() - t_inst
     ui.detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items()))
     return outcome
+
+
+def _download(s: _Session, outcome: Outcome, to_install: list[Pin]) -> None:
+    """Parallel downloads (some may be there already from the metadata fallback)."""
+    with s.progress, ThreadPoolExecutor(max_workers=s.cfg.jobs) as pool:
+        futs = {p.name: pool.submit(s.downloader.get, p.dist) for p in to_install
+                if p.dist is not None and p.dist.kind == "wheel"}
+        for name, fut in futs.items():
+            outcome.artifacts[name] = fut.result()
+
+
+def _start_attestations(s: _Session, pool: ThreadPoolExecutor,
+                        pins: list[Pin]) -> dict[str, Future[AttestationResult]]:
+    from safepip.attest.check import AttestationResult, Checker
+
+    checker = Checker(s.downloader.http, s.cache)
+    policy = s.request.attest
+
+    def one(dist: DistFile) -> AttestationResult:
+        if dist.url.startswith("file:") and not dist.index_url:
+            return AttestationResult(dist.project, str(dist.version), dist.filename,
+                                     dist.sha256 or "", "local", note="a local file")
+        if dist.project in policy.skip:
+            return AttestationResult(dist.project, str(dist.version), dist.filename,
+                                     dist.sha256 or "", "skipped")
+        sha = dist.sha256 or s.downloader.get(dist).sha256
+        return checker.check(dist, sha)
+
+    return {p.name: pool.submit(one, p.dist) for p in pins if p.dist is not None}
+
+
+def _judge_attestations(s: _Session, outcome: Outcome,
+                        futs: dict[str, Future[AttestationResult]]) -> None:
+    """Refuse before anything is installed if any file's provenance says so."""
+    t = time.perf_counter()
+    for name, fut in futs.items():
+        outcome.attestations[name] = fut.result()
+    for name in s.request.attest.skip & set(futs):
+        s.ui.warn(f"--skip-attestations: the provenance of {name} is NOT checked")
+    judge(list(outcome.attestations.values()), s.store, project_pins(os.getcwd()),
+          s.request.attest, s.request.reqs.locked_publishers)
+    outcome.timings["attestations (wait)"] = time.perf_counter() - t
 
 
 def check_environment(target: Target, markers: dict[str, str]) -> list[str]:
@@ -468,6 +528,21 @@ def verification_summary(outcome: Outcome) -> dict[str, dict[str, Any]]:
     for name, art in outcome.artifacts.items():
         out[name] = {"sha256": art.sha256, "verified_by": list(art.verified_by),
                      "from_cache": art.from_cache, "record_checked": True}
+    for name, att in outcome.attestations.items():
+        entry = out.setdefault(name, {})
+        entry["attestation"] = attestation_summary(att)
+    return out
+
+
+def attestation_summary(att: AttestationResult) -> dict[str, Any]:
+    """A file's provenance check, for --report and lock files."""
+    out: dict[str, Any] = {"status": att.status, "file": att.filename}
+    if att.note:
+        out["note"] = att.note
+    if att.verified is not None:
+        out["publisher"] = att.verified.publisher.as_dict()
+        out["predicates"] = att.verified.predicates
+        out["rekor_log_index"] = [a.log_index for a in att.verified.attestations]
     return out
 
 

@@ -15,6 +15,7 @@ import shlex
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
@@ -24,6 +25,9 @@ from packaging.utils import (
 )
 
 from safepip.errors import RequirementsFileError, UsageError
+
+if TYPE_CHECKING:
+    from safepip.attest.publisher import Publisher
 
 _ENV_VAR = re.compile(r"\$\{([A-Z0-9_]+)\}")
 _COMMENT = re.compile(r"(^|\s+)#.*$")
@@ -64,6 +68,8 @@ class RequirementSet:
     pylocks: list[str] = field(default_factory=list)
     only_binary: set[str] = field(default_factory=set)
     no_binary: set[str] = field(default_factory=set)
+    # publishers a lock requires, by project (PEP 751 attestation-identities)
+    locked_publishers: dict[str, list[Publisher]] = field(default_factory=dict)
 
     def hash_checking(self) -> bool:
         """pip's rule: one hash anywhere turns on hash-checking mode for everything."""

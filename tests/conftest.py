@@ -31,6 +31,7 @@ def isolated_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CONFIG_DIRS", str(tmp_path / "xdg"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
     monkeypatch.setenv("SAFEPIP_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("SAFEPIP_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.chdir(tmp_path)
 
 
@@ -121,7 +122,7 @@ def clean(venv: Path, tmp_path: Path) -> object:
 
     @contextlib.contextmanager
     def _clean(*extra: Path):  # type: ignore[no-untyped-def]
-        roots = (venv, tmp_path / "cache", *extra)
+        roots = (venv, tmp_path / "cache", tmp_path / "data", *extra)
         before = tree_hash(*roots)
         yield
         after = tree_hash(*roots)

@@ -186,7 +186,9 @@ def parse_json_page(body: bytes, page_url: str, index_url: str,
             upload_time=ut if isinstance(ut, str) else None,
             size=size if isinstance(size, int) and not isinstance(size, bool) else None,
             core_metadata=cm,
-            provenance=_absolute(page_url, prov) if isinstance(prov, str) else None,
+            # PEP 740: a URL; null says "none"; no key at all: the index does not say
+            provenance=(_absolute(page_url, prov) if isinstance(prov, str) and prov else
+                        None if "provenance" not in entry else ""),
         )
         if d is not None:
             out.append(d)
