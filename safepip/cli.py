@@ -127,10 +127,12 @@ def _add_sandbox_options(g: argparse._ArgumentGroup) -> None:
 
 
 def _add_attestation_options(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--require-attestations", nargs="?", const=":all:", action="append",
-                   default=[], metavar="NAME",
-                   help="refuse files without a verified PEP 740 attestation (all, or only "
-                        "NAME; may be repeated)")
+    # bare, it means every package (main() rewrites it so that it never takes the
+    # requirement after it as its value); --require-attestations=NAME names one
+    g.add_argument("--require-attestations", action="append", default=[],
+                   metavar="[=NAME]",
+                   help="refuse packages without a verified PEP 740 attestation: all of "
+                        "them, or with =NAME only that one (may be repeated)")
     g.add_argument("--skip-attestations", action="append", default=[], metavar="NAME",
                    help="do not check NAME's attestation or publisher (not recommended)")
 
@@ -496,7 +498,8 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     from safepip.ui import UI
 
-    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = ["--require-attestations=:all:" if a == "--require-attestations" else a
+            for a in (sys.argv[1:] if argv is None else argv)]
     parser = make_parser()
     try:
         args = parser.parse_args(argv)

@@ -150,8 +150,7 @@ class AttestationError(SafepipError):
 
     def __init__(self, message: str, *, hint: str | None = None,
                  filename: str | None = None, project: str | None = None) -> None:
-        super().__init__(f"{filename}: {message}" if filename and filename not in message
-                         else message, hint=hint)
+        super().__init__(f"{filename}: {message}" if filename else message, hint=hint)
         self.filename = filename
         self.project = project
         self.reason = message

@@ -35,6 +35,8 @@ class Entry:
     truncate: bool = False
     sidecar: bytes | None = None  # other metadata than the wheel's
     disposition: str | None = None  # a Content-Disposition header to send with the file
+    provenance: bytes | None = None  # PEP 740 provenance served for the file
+    provenance_url: str | None = None  # where the page says it is (default: beside it)
 
     @property
     def sha256(self) -> str:
@@ -50,6 +52,9 @@ class LocalIndex:
     log: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     raw_pages: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     fail_next: dict[str, int] = field(default_factory=dict)  # path -> how many 503s
+    # PEP 740 in the simple API: True lists each file's provenance URL (or null); False
+    # lists nothing and serves /integrity/<project>/<version>/<file>/provenance instead
+    pep740: bool = False
     port: int = 0
     _server: ThreadingHTTPServer | None = None
 
@@ -99,6 +104,8 @@ class LocalIndex:
                 if e.core_metadata and e.metadata is not None:
                     md = e.sidecar if e.sidecar is not None else e.metadata
                     f["core-metadata"] = {"sha256": hashlib.sha256(md).hexdigest()}
+                if self.pep740:
+                    f["provenance"] = self.provenance_url(e)
                 files.append(f)
             return json.dumps({"meta": {"api-version": "1.1"}, "name": project,
                                "files": files}).encode()
@@ -113,9 +120,16 @@ class LocalIndex:
             if e.core_metadata and e.metadata is not None:
                 md = e.sidecar if e.sidecar is not None else e.metadata
                 attrs += f' data-core-metadata="sha256={hashlib.sha256(md).hexdigest()}"'
+            if self.pep740 and (prov := self.provenance_url(e)):
+                attrs += f' data-provenance="{html.escape(prov)}"'
             rows.append(f'<a href="../../files/{e.filename}#sha256={e.sha256}"{attrs}>'
                         f"{e.filename}</a><br>")
         return ("<!DOCTYPE html><html><body>" + "\n".join(rows) + "</body></html>").encode()
+
+    def provenance_url(self, e: Entry) -> str | None:
+        if e.provenance_url is not None:
+            return e.provenance_url
+        return f"{self.base}/files/{e.filename}.provenance" if e.provenance else None
 
     def start(self) -> LocalIndex:
         index = self
@@ -162,6 +176,21 @@ class LocalIndex:
                         index.format == "auto" and "application/vnd.pypi.simple.v1+json" in accept)
                     ctype = "application/vnd.pypi.simple.v1+json" if as_json else "text/html"
                     self._send(200, index.page(project, as_json), ctype)
+                    return
+                if len(parts) == 5 and parts[0] == "integrity" and parts[4] == "provenance":
+                    e = index.find(parts[3])
+                    if index.pep740 or e is None or e.provenance is None:
+                        self._send(404, b"")
+                        return
+                    self._send(200, e.provenance, "application/json")
+                    return
+                if len(parts) == 2 and parts[0] == "files" and parts[1].endswith(
+                        ".provenance"):
+                    e = index.find(parts[1][: -len(".provenance")])
+                    if e is None or e.provenance is None:
+                        self._send(404, b"")
+                        return
+                    self._send(200, e.provenance, "application/json")
                     return
                 if len(parts) == 2 and parts[0] == "files":
                     name = parts[1]

@@ -90,7 +90,7 @@ class Checker:
         declared = dist.provenance is not None
         if declared and origin(url) != origin(dist.index_url):
             err = AttestationError(
-                f"the index points the provenance of {dist.filename} to another host: "
+                f"the index points this file's provenance to another host: "
                 f"{redact(url)} (the index is {redact(dist.index_url)})",
                 filename=dist.filename, project=dist.project)
             return AttestationResult(**base, status="invalid", url=url,  # type: ignore[arg-type]

@@ -165,7 +165,7 @@ def _check_statement(payload: bytes, filename: str, sha256: str) -> str:
         raise _err("the statement must name exactly one subject")
     name, digest = subjects[0].get("name"), subjects[0].get("digest")
     if not isinstance(name, str) or not _same_dist(name, filename):
-        raise _err(f"the attestation is for another file: {name!r}, not {filename}")
+        raise _err(f"the attestation is for another file: {name!r}")
     got = digest.get("sha256") if isinstance(digest, dict) else None
     if got != sha256:
         raise _err(f"the attested sha256 {got} is not this file's sha256 {sha256}")

@@ -1,0 +1,199 @@
+"""Attestations through the whole install path: the local index serves the real files
+(fetched once by the fixtures' get-dists) under their real names with their real
+provenance; refusals happen before anything is installed, and leave everything Clean."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from safepip.attest.publisher import Publisher
+from safepip.attest.trust import TrustStore
+from tests.attestations import dists, provenance, read
+from tests.factory import Built, make_wheel
+from tests.indexserver import LocalIndex
+
+SIGSTORE = "sigstore-3.6.1.tar.gz"
+GCB = "gcb_attestation_test-0.0.0.tar.gz"
+SIGSTORE_PUB = "github.com/sigstore/sigstore-python (release.yml)"
+
+
+def serve(index: LocalIndex, filename: str, prov: bytes | None = b"",
+          **kw: object) -> None:
+    from packaging.utils import parse_sdist_filename
+
+    data = (dists() / filename).read_bytes()
+    name, version = parse_sdist_filename(filename)
+    e = index.add(Built(filename, data, b"", name, str(version)), **kw)  # type: ignore[arg-type]
+    e.provenance = read(filename + ".provenance") if prov == b"" else prov
+
+
+def store(tmp_path: Path) -> TrustStore:
+    return TrustStore(str(tmp_path / "data" / "publishers.toml"))
+
+
+def remember(tmp_path: Path, name: str, spec: str) -> None:
+    s = store(tmp_path)
+    s.set(name, Publisher.parse(spec), "3.6.0")
+    s.save()
+
+
+@pytest.mark.parametrize("pep740", [True, False], ids=["simple-api-key", "integrity-api"])
+def test_attested_sdist_reported(index: LocalIndex, venv: Path, safepip, tmp_path: Path,
+                                 pep740: bool) -> None:
+    index.pep740 = pep740
+    serve(index, SIGSTORE)
+    r = safepip("install", "--dry-run", "--no-deps", "sigstore==3.6.1", "--report",
+                str(tmp_path / "r.json"))
+    assert r.code == 0, r.text
+    assert f"Would install sigstore 3.6.1 · attested by {SIGSTORE_PUB}" in r.err
+    where = ("/files/sigstore-3.6.1.tar.gz.provenance" if pep740 else
+             "/integrity/sigstore/3.6.1/sigstore-3.6.1.tar.gz/provenance")
+    assert index.requests_for(where)
+    att = json.loads((tmp_path / "r.json").read_text())["install"][0]["safepip"]["attestation"]
+    assert att["status"] == "attested"
+    assert att["publisher"] == {"kind": "GitHub", "repository": "sigstore/sigstore-python",
+                                "workflow": "release.yml"}
+    assert att["rekor_log_index"] == [156716889]
+    # a dry run records nothing; the provenance answer is cached with the file
+    assert not (tmp_path / "data" / "publishers.toml").exists()
+    index.log.clear()
+    r = safepip("install", "--dry-run", "--no-deps", "sigstore==3.6.1")
+    assert "attested by github.com/sigstore/sigstore-python" in r.err
+    assert not index.requests_for(where)
+
+
+def test_google_publisher(index: LocalIndex, venv: Path, safepip) -> None:
+    serve(index, GCB)
+    r = safepip("install", "--dry-run", "gcb-attestation-test==0.0.0")
+    assert r.code == 0, r.text
+    assert ("attested by Google account 919436158236-compute@developer.gserviceaccount.com"
+            in r.err)
+
+
+def test_publisher_changed_is_refused(index: LocalIndex, venv: Path, safepip, clean,
+                                      tmp_path: Path) -> None:
+    serve(index, SIGSTORE)
+    remember(tmp_path, "sigstore", "github:evil/sigstore-python")
+    with clean():
+        r = safepip("install", "--no-deps", "sigstore==3.6.1")
+    assert r.code == 1
+    assert ("error: sigstore-3.6.1.tar.gz: the publisher of sigstore changed: 3.6.1 is "
+            f"attested by {SIGSTORE_PUB}, but github.com/evil/sigstore-python is trusted "
+            "since 3.6.0") in r.err
+    assert ("hint: if sigstore really moved, accept the new publisher: safepip trust "
+            "sigstore --publisher github:sigstore/sigstore-python") in r.err
+
+
+def test_project_that_stops_attesting_is_refused(index: LocalIndex, venv: Path, safepip,
+                                                 clean, tmp_path: Path) -> None:
+    serve(index, SIGSTORE, prov=None)
+    remember(tmp_path, "sigstore", "github:sigstore/sigstore-python")
+    with clean():
+        r = safepip("install", "--no-deps", "sigstore==3.6.1")
+    assert r.code == 1
+    assert ("sigstore was attested by github.com/sigstore/sigstore-python before, but "
+            "3.6.1 is not: it has no attestation") in r.err
+    assert "hint: if you accept an unattested sigstore: safepip trust sigstore --reset" in r.err
+
+
+def test_team_pin_in_pyproject(index: LocalIndex, venv: Path, safepip, clean, tmp_path: Path,
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    serve(index, SIGSTORE)
+    project = tmp_path / "proj"
+    (project / "sub").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[tool.safepip.publishers]\nsigstore = "github:sigstore/other-repo"\n')
+    monkeypatch.chdir(project / "sub")
+    with clean(project):
+        r = safepip("install", "--no-deps", "sigstore==3.6.1")
+    assert r.code == 1
+    assert "github.com/sigstore/other-repo is pinned in" in r.err
+    assert "[tool.safepip.publishers]" in r.err
+    (project / "pyproject.toml").write_text(
+        '[tool.safepip.publishers]\nsigstore = "https://github.com/sigstore/sigstore-python"\n')
+    assert safepip("install", "--dry-run", "--no-deps", "sigstore==3.6.1").code == 0
+
+
+@pytest.mark.parametrize(("case", "expect"), [
+    ("other-file", "the attestation is for another file: 'gcb_attestation_test-0.0.0.tar.gz'"),
+    ("malformed", "malformed provenance"),
+    ("other-host", "the index points this file's provenance to another host: "
+                   "https://attacker.example/p"),
+    ("bad-signature", "provenance does not verify: VerificationError: DSSE: invalid signature"),
+])
+def test_bad_provenance_is_refused(index: LocalIndex, venv: Path, safepip, clean,
+                                   case: str, expect: str) -> None:
+    index.pep740 = True
+    if case == "other-file":
+        serve(index, SIGSTORE, prov=read(GCB + ".provenance"))
+    elif case == "malformed":
+        serve(index, SIGSTORE, prov=b'{"version": 1, "attestation_bundles": "no"}')
+    elif case == "other-host":
+        serve(index, SIGSTORE, provenance_url="https://attacker.example/p")
+    else:
+        prov = provenance(SIGSTORE)
+        env = prov["attestation_bundles"][0]["attestations"][0]["envelope"]
+        env["signature"] = "A" + env["signature"][1:]
+        serve(index, SIGSTORE, prov=json.dumps(prov).encode())
+    with clean():
+        r = safepip("install", "--no-deps", "sigstore==3.6.1")
+    assert r.code == 1
+    assert f"error: sigstore-3.6.1.tar.gz: {expect}" in r.err, r.err
+    assert "hint: the file may not be what its publisher uploaded; to install it anyway: " \
+           "--skip-attestations sigstore (not recommended)" in r.err
+    # the override works, loudly
+    r = safepip("install", "--dry-run", "--no-deps", "--skip-attestations", "sigstore",
+                "sigstore==3.6.1")
+    assert r.code == 0, r.text
+    assert "--skip-attestations: the provenance of sigstore is NOT checked" in r.err
+
+
+def test_unattested_wheels_install_and_are_said_so(index: LocalIndex, venv: Path, safepip,
+                                                   tmp_path: Path) -> None:
+    index.add(make_wheel("plain", "1.0"))
+    r = safepip("install", "plain")
+    assert r.code == 0, r.text
+    assert "sha256 ✓ index sha256 · wheel checked · not attested" in r.err
+    assert not (tmp_path / "data" / "publishers.toml").exists()
+
+
+def test_require_attestations(index: LocalIndex, venv: Path, safepip, clean) -> None:
+    index.add(make_wheel("plain", "1.0", requires=["other"]))
+    index.add(make_wheel("other", "1.0"))
+    with clean():
+        r = safepip("install", "--require-attestations=plain", "plain")
+    assert r.code == 1
+    assert ("error: plain-1.0-py3-none-any.whl: --require-attestations: plain 1.0 is not "
+            "attested (it has no attestation)") in r.err
+    with clean():  # bare: every package; it never swallows the requirement after it
+        r = safepip("install", "--require-attestations", "plain")
+    assert r.code == 1 and "2 files fail their attestation checks:" in r.err
+    assert "other 1.0 is not attested" in r.err
+    assert safepip("install", "plain", "--require-attestations=unrelated").code == 0
+
+
+def test_provenance_unavailable_for_a_trusted_project(index: LocalIndex, venv: Path, safepip,
+                                                      clean, tmp_path: Path) -> None:
+    """An index that errors on the provenance cannot downgrade a known publisher."""
+    index.pep740 = True
+    serve(index, SIGSTORE)
+    index.fail_next["/files/sigstore-3.6.1.tar.gz.provenance"] = 100
+    remember(tmp_path, "sigstore", "github:sigstore/sigstore-python")
+    with clean():
+        r = safepip("install", "--no-deps", "sigstore==3.6.1")
+    assert r.code == 1
+    assert "its attestation could not be fetched (HTTP 503" in r.err
+
+
+def test_trust_store_is_human_readable(tmp_path: Path) -> None:
+    remember(tmp_path, "Sigstore", "github:sigstore/sigstore-python")
+    text = (tmp_path / "data" / "publishers.toml").read_text()
+    assert '[publishers."sigstore"]\nkind = "GitHub"\nrepository = "sigstore/sigstore-python"' \
+        in text
+    assert text.startswith("# The publisher safepip has seen")
+    again = store(tmp_path)
+    assert again.records["sigstore"].publisher.key == "github:sigstore/sigstore-python"
+    assert again.records["sigstore"].version == "3.6.0"
