@@ -244,6 +244,52 @@ def _add_sandbox_cmd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     bi.add_argument("--image", help="the Docker image name to import it as")
 
 
+def _add_trust(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "trust", help="show or change the publisher trusted for each project",
+        description="safepip remembers the first verified PEP 740 publisher of each "
+                    "project and then refuses releases by anyone else, or without an "
+                    "attestation. Without arguments: list what is trusted.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  safepip trust\n"
+               "  safepip trust requests --publisher github:psf/requests\n"
+               "  safepip trust requests --reset\n"
+               "  safepip trust --root trusted_root.json   # a newer Sigstore root",
+    )
+    p.add_argument("name", nargs="?", metavar="NAME", help="a project")
+    p.add_argument("--publisher", metavar="SPEC",
+                   help="trust this publisher for NAME: github:OWNER/REPO, "
+                        "gitlab:NAMESPACE/PROJECT or google:EMAIL")
+    p.add_argument("--reset", action="store_true",
+                   help="forget NAME's publisher (the next attested release is trusted)")
+    p.add_argument("--root", metavar="FILE",
+                   help="verify with this (newer) Sigstore trusted_root.json from now on")
+    p.add_argument("--reset-root", action="store_true",
+                   help="go back to the Sigstore trusted root shipped with safepip")
+
+
+def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "verify", help="show and check the PEP 740 provenance of a file or release",
+        description="Verify the PEP 740 attestations of a distribution file (a path) or of "
+                    "every file of a release (NAME==VERSION) offline, and show who published "
+                    "it, from which repository, workflow and commit, when, and its "
+                    "transparency-log entry; the repository URLs the project declares are "
+                    "compared with the one its attestation proves.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  safepip verify sigstore==3.6.1\n"
+               "  safepip verify ./dist/pkg-1.0.tar.gz --provenance pkg-1.0.tar.gz.provenance",
+    )
+    p.add_argument("what", metavar="FILE|NAME==VERSION")
+    p.add_argument("--provenance", metavar="FILE",
+                   help="the provenance JSON of FILE (default: asked from the index)")
+    _add_index_options(p.add_argument_group("package index"))
+    p.add_argument("--no-cache", "--no-cache-dir", dest="no_cache", action="store_true")
+    p.add_argument("--cache-dir", metavar="DIR")
+    p.add_argument("-q", "--quiet", action="count", default=0)
+    p.add_argument("-v", "--verbose", action="count", default=0)
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION,
@@ -255,6 +301,8 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_install(sub)
     _add_lock(sub)
+    _add_trust(sub)
+    _add_verify(sub)
     _add_sandbox_cmd(sub)
     return parser
 
@@ -436,6 +484,87 @@ def _sandbox(args: argparse.Namespace, ui: UI) -> int:
     return 0 if choice.sandbox is not None else 1
 
 
+def _trust(args: argparse.Namespace) -> int:
+    from packaging.utils import canonicalize_name
+
+    from safepip.attest.publisher import Publisher
+    from safepip.attest.trust import TrustStore, project_pins
+
+    store = TrustStore.default()
+    if args.root or args.reset_root:
+        if args.root:
+            digest = store.accept_root(args.root)
+            print(f"attestations are now verified with the Sigstore trusted root {args.root} "
+                  f"(sha256 {digest}), kept as {store.accepted_root}")
+        else:
+            store.reset_root()
+            print("attestations are verified with the Sigstore trusted root shipped with "
+                  "safepip again")
+        store.save()
+        return 0
+    if args.name is None:
+        if args.publisher or args.reset:
+            raise UsageError("--publisher and --reset need a project NAME")
+        pins = project_pins(os.getcwd())
+        if not store.records and not pins:
+            print(f"no publishers are trusted yet ({store.path}); safepip records a "
+                  "project's publisher the first time it installs an attested release")
+            return 0
+        width = max(len(n) for n in [*store.records, *pins])
+        for name, rec in sorted(pins.items()):
+            print(f"{name:<{width}}  {rec.publisher.describe()}  (pinned in {rec.source})")
+        for name, rec in sorted(store.records.items()):
+            if name in pins:
+                continue
+            since = f"since {rec.version}" if rec.version else "set by hand"
+            print(f"{name:<{width}}  {rec.publisher.describe()}  ({since}, {rec.recorded})")
+        print(f"(trust store: {store.path})")
+        return 0
+    name = canonicalize_name(args.name)
+    if args.reset == bool(args.publisher):
+        raise UsageError("give either --publisher SPEC or --reset",
+                         hint="e.g. safepip trust NAME --publisher github:OWNER/REPO")
+    if args.reset:
+        had = store.reset(name)
+        store.save()
+        print(f"{name}: {'forgotten' if had else 'was not in the trust store'}; the next "
+              "attested release's publisher will be trusted")
+        return 0
+    try:
+        publisher = Publisher.parse(args.publisher)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    old = store.records.get(name)
+    store.set(name, publisher)
+    store.save()
+    was = f" (was {old.publisher.describe()})" if old is not None else ""
+    print(f"{name}: releases must now be attested by {publisher.describe()}{was}")
+    return 0
+
+
+def _verify(args: argparse.Namespace, ui: UI) -> int:
+    from safepip.attest.inspect import inspect_file, inspect_release
+    from safepip.reqfile import RequirementSet
+
+    cfg, _pip = _config(args, RequirementSet())
+    if os.path.exists(args.what) or args.what.endswith((".whl", ".tar.gz", ".zip")):
+        accounts = [inspect_file(args.what, args.provenance, cfg)]
+    else:
+        if args.provenance:
+            raise UsageError("--provenance goes with a FILE, not NAME==VERSION")
+        accounts = inspect_release(args.what, cfg)
+    ok = True
+    for n, acc in enumerate(accounts):
+        if n:
+            print()
+        print("\n".join(acc.lines()))
+        ok = ok and acc.result.status == "attested"
+    if not ok and len(accounts) > 1:
+        bad = sum(a.result.status != "attested" for a in accounts)
+        print(f"\n{bad} of {len(accounts)} files are not attested")
+    return 0 if ok else 1
+
+
 def _fmt_size(n: int) -> str:
     size = float(n)
     for unit in ("B", "kB", "MB", "GB"):
@@ -517,6 +646,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sandbox(args, ui)
         if args.command == "lock":
             return _lock(args, ui)
+        if args.command == "trust":
+            return _trust(args)
+        if args.command == "verify":
+            return _verify(args, ui)
         return _install(args, ui)
     except SafepipError as exc:
         log = getattr(exc, "log", "")

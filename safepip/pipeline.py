@@ -393,7 +393,7 @@ def _start_attestations(s: _Session, pool: ThreadPoolExecutor,
                         pins: list[Pin]) -> dict[str, Future[AttestationResult]]:
     from safepip.attest.check import AttestationResult, Checker
 
-    checker = Checker(s.downloader.http, s.cache)
+    checker = Checker(s.downloader.http, s.cache, s.store.root_path())
     policy = s.request.attest
 
     def one(dist: DistFile) -> AttestationResult:

@@ -197,3 +197,96 @@ def test_trust_store_is_human_readable(tmp_path: Path) -> None:
     again = store(tmp_path)
     assert again.records["sigstore"].publisher.key == "github:sigstore/sigstore-python"
     assert again.records["sigstore"].version == "3.6.0"
+
+
+def test_trust_command(index: LocalIndex, venv: Path, safepip, tmp_path: Path) -> None:
+    r = safepip("trust")
+    assert r.code == 0 and "no publishers are trusted yet" in r.out
+    r = safepip("trust", "sigstore", "--publisher", "github:evil/sigstore-python")
+    assert r.code == 0
+    assert "sigstore: releases must now be attested by github.com/evil/sigstore-python" in r.out
+    serve(index, SIGSTORE)
+    r = safepip("install", "--dry-run", "--no-deps", "sigstore==3.6.1")
+    assert r.code == 1 and "the publisher of sigstore changed" in r.err
+    r = safepip("trust", "sigstore", "--publisher", "github:sigstore/sigstore-python")
+    assert "(was github.com/evil/sigstore-python)" in r.out
+    assert safepip("install", "--dry-run", "--no-deps", "sigstore==3.6.1").code == 0
+    r = safepip("trust")
+    assert "sigstore  github.com/sigstore/sigstore-python  (set by hand" in r.out
+    r = safepip("trust", "sigstore", "--reset")
+    assert "sigstore: forgotten" in r.out
+    assert "sigstore" not in store(tmp_path).records
+    for bad in (["trust", "sigstore"], ["trust", "--reset"],
+                ["trust", "x", "--publisher", "sigstore/sigstore-python"]):
+        r = safepip(*bad)
+        assert r.code == 2 and r.err.startswith("error: "), r.err
+
+
+def test_trusted_root_update(index: LocalIndex, venv: Path, safepip, tmp_path: Path) -> None:
+    """A newer root is accepted explicitly, checked by digest on every use."""
+    from tests.attestations import fixtures_dir
+
+    serve(index, SIGSTORE)
+    staging = fixtures_dir() / "trust" / "sigstore-staging.trusted_root.json"
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"mediaType": "nope"}')
+    r = safepip("trust", "--root", str(bogus))
+    assert r.code == 1 and "is not a Sigstore trusted root" in r.err
+    r = safepip("trust", "--root", str(staging))
+    assert r.code == 0, r.text
+    # the production-signed provenance does not verify with the staging root
+    r = safepip("install", "--dry-run", "--no-deps", "sigstore==3.6.1")
+    assert r.code == 1 and "provenance does not verify" in r.err
+    # a root changed behind safepip's back is not used
+    accepted = tmp_path / "data" / "sigstore-trusted-root.json"
+    accepted.write_bytes(accepted.read_bytes() + b"\n")
+    r = safepip("install", "--dry-run", "--no-deps", "sigstore==3.6.1")
+    assert r.code == 1 and "has changed since it was accepted" in r.err
+    assert "safepip trust --reset-root" in r.err
+    assert safepip("trust", "--reset-root").code == 0
+    assert safepip("install", "--dry-run", "--no-deps", "sigstore==3.6.1").code == 0
+
+
+def test_verify_command(index: LocalIndex, venv: Path, safepip, tmp_path: Path) -> None:
+    serve(index, SIGSTORE)
+    index.add(make_wheel("sigstore", "3.6.1"))
+    r = safepip("verify", "sigstore==3.6.1", "--index-url", index.url)
+    assert r.code == 1, r.text  # the wheel made here has no attestation
+    assert "attested by   github.com/sigstore/sigstore-python (release.yml)" in r.out
+    assert "source        refs/tags/v3.6.1 @ 896cfe13105495e6dc6f8faf23e1007da35edeeb" in r.out
+    assert "Rekor log index 156716889" in r.out
+    assert "1 of 2 files are not attested" in r.out
+    path = dists() / SIGSTORE
+    r = safepip("verify", str(path), "--index-url", index.url)
+    assert r.code == 0, r.text
+    assert ("Source         https://github.com/sigstore/sigstore-python  ✓ the attested "
+            "repository") in r.out
+    # another file under that name: the index vouches for other bytes
+    other = tmp_path / SIGSTORE
+    other.write_bytes(path.read_bytes() + b"\0")
+    r = safepip("verify", str(other), "--index-url", index.url)
+    assert r.code == 1 and "it is not the file the index serves" in r.err
+
+
+def test_verify_shows_a_borrowed_repository() -> None:
+    """Metadata that claims a famous repository the file was not built from is shown as
+    such (the attestation here is real; the claim is the uploader's, so any text works)."""
+    from safepip.attest.account import declared_urls
+    from safepip.attest.check import AttestationResult
+    from safepip.attest.inspect import Account
+    from safepip.attest.verify import verify_provenance
+    from tests.attestations import sums
+
+    v = verify_provenance(read(SIGSTORE + ".provenance"), SIGSTORE, sums()[SIGSTORE])
+    md = (b"Metadata-Version: 2.1\nName: sigstore\nVersion: 3.6.1\n"
+          b"Home-page: https://github.com/Sigstore/sigstore-python.git\n"
+          b"Project-URL: Source, https://github.com/psf/requests\n"
+          b"Project-URL: Docs, https://example.org/\n")
+    acc = Account(AttestationResult("sigstore", "3.6.1", SIGSTORE, v.sha256, "attested", v),
+                  declared=declared_urls(md, v.publisher))
+    text = "\n".join(acc.lines())
+    assert ("Home-page  https://github.com/Sigstore/sigstore-python.git  ✓ the attested "
+            "repository") in text
+    assert ("Source     https://github.com/psf/requests  ✗ NOT the attested repository: "
+            "the project claims it but was not built from it") in text
+    assert "Docs       https://example.org/\n" in text + "\n"

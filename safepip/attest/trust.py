@@ -68,6 +68,7 @@ class TrustStore:
         self.path = path
         self.records: dict[str, Record] = {}
         self.changed = False
+        self.root_sha256 = ""  # a newer Sigstore trusted root the user accepted
         try:
             with open(path, "rb") as f:
                 data = tomllib.load(f)
@@ -77,6 +78,9 @@ class TrustStore:
             raise SafepipError(f"cannot read the publisher trust store {path}: {exc}",
                                hint="fix or delete the file (safepip then starts trusting "
                                     "afresh)") from exc
+        root = data.get("sigstore-root", {})
+        if isinstance(root, dict) and isinstance(root.get("sha256"), str):
+            self.root_sha256 = root["sha256"]
         table = data.get("publishers", {})
         if not isinstance(table, dict):
             raise SafepipError(f"{path}: [publishers] must be a table",
@@ -102,8 +106,74 @@ class TrustStore:
         self.changed = True
         return self.records.pop(canonicalize_name(name), None) is not None
 
+    @property
+    def accepted_root(self) -> str:
+        return os.path.join(os.path.dirname(self.path), "sigstore-trusted-root.json")
+
+    def root_path(self) -> str:
+        """The trusted root to verify with: the one shipped with safepip, unless the user
+        accepted a newer one (``safepip trust --root``), which must still be the file
+        whose digest was recorded then."""
+        import hashlib
+
+        from safepip.attest.verify import PINNED_ROOT
+
+        if not self.root_sha256:
+            return PINNED_ROOT
+        try:
+            with open(self.accepted_root, "rb") as f:
+                digest = hashlib.sha256(f.read()).hexdigest()
+        except OSError as exc:
+            raise SafepipError(f"the accepted Sigstore trusted root {self.accepted_root} "
+                               f"cannot be read: {exc}",
+                               hint="accept it again with `safepip trust --root FILE`, or "
+                                    "go back to safepip's own with `safepip trust "
+                                    "--reset-root`") from exc
+        if digest != self.root_sha256:
+            raise SafepipError(
+                f"the Sigstore trusted root {self.accepted_root} has changed since it was "
+                f"accepted (sha256 {digest}, recorded {self.root_sha256}); refusing to "
+                "verify attestations with it",
+                hint="accept it again with `safepip trust --root FILE`, or go back to "
+                     "safepip's own with `safepip trust --reset-root`")
+        return self.accepted_root
+
+    def accept_root(self, path: str) -> str:
+        """Check that ``path`` is a Sigstore trusted root, then keep a copy; its sha256."""
+        import hashlib
+
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            raise SafepipError(f"cannot read {path}: {exc}") from exc
+        try:
+            from sigstore.models import TrustedRoot
+
+            TrustedRoot.from_file(path)
+        except Exception as exc:  # whatever sigstore raises: it is not a root
+            raise SafepipError(f"{path} is not a Sigstore trusted root: "
+                               f"{type(exc).__name__}: {exc}") from exc
+        os.makedirs(os.path.dirname(self.accepted_root), exist_ok=True)
+        tmp = self.accepted_root + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, self.accepted_root)
+        self.root_sha256 = hashlib.sha256(data).hexdigest()
+        self.changed = True
+        return self.root_sha256
+
+    def reset_root(self) -> None:
+        self.root_sha256 = ""
+        self.changed = True
+        if os.path.exists(self.accepted_root):
+            os.unlink(self.accepted_root)
+
     def render(self) -> str:
         lines = [HEADER]
+        if self.root_sha256:
+            lines += ["# accepted with `safepip trust --root`", "[sigstore-root]",
+                      f"sha256 = {_s(self.root_sha256)}", ""]
         for name in sorted(self.records):
             r = self.records[name]
             lines.append(f"[publishers.{_s(name)}]")
