@@ -429,15 +429,18 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
         sandbox=args.sandbox, unsafe_build_on_host=args.unsafe_build_on_host,
         limits=_limits(args), attest=_attest_policy(args))
     outcome = pipeline.run(request, cfg, ui)
+    identities = {name: att.verified.publisher for name, att in outcome.attestations.items()
+                  if att.verified is not None}
     command = "safepip lock" + "".join(f" {shlex.quote(a)}" for a in sys.argv[2:]) \
         if sys.argv[1:2] == ["lock"] else "safepip lock"
     if args.format == "pylock" or os.path.basename(args.output_file).startswith("pylock."):
         from safepip.lock import pylock
 
-        text = pylock.render(outcome.pins, outcome.files, outcome.target.interpreter.markers)
+        text = pylock.render(outcome.pins, outcome.files, outcome.target.interpreter.markers,
+                             identities)
     else:
         text = lock.render(outcome.pins, outcome.files,
-                           outcome.target.interpreter.version, command)
+                           outcome.target.interpreter.version, command, identities)
     if args.check:
         try:
             with open(args.output_file, encoding="utf-8") as f:

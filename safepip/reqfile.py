@@ -230,6 +230,8 @@ def read_file(path: str, rs: RequirementSet, *, constraint: bool = False,
     except (OSError, UnicodeDecodeError) as exc:
         raise RequirementsFileError(path, None, f"cannot read: {exc}") from exc
     base = os.path.dirname(os.path.abspath(path))
+    if not constraint:
+        _attested_by(text, path, rs)
     for lineno, line in _logical_lines(text):
         source = f"{path}:{lineno}"
         line = _expand(line)
@@ -274,6 +276,31 @@ def read_file(path: str, rs: RequirementSet, *, constraint: bool = False,
         ur = parse_requirement(req_text, source, base,
                                {k: frozenset(v) for k, v in hashes.items()})
         (rs.constraints if constraint else rs.requirements).append(ur)
+
+
+_ATTESTED_BY = re.compile(r"^\s+#\s*attested-by:\s*(\S+)\s*$")
+_REQ_NAME = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _attested_by(text: str, path: str, rs: RequirementSet) -> None:
+    """``# attested-by: github:OWNER/REPO`` under a pin (as ``safepip lock`` writes
+    them): the locked package must be attested by that publisher."""
+    from safepip.attest.publisher import Publisher
+
+    current: str | None = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        m = _ATTESTED_BY.match(line)
+        if m and current is not None:
+            try:
+                pub = Publisher.parse(m.group(1))
+            except ValueError as exc:
+                raise RequirementsFileError(path, lineno, str(exc)) from exc
+            rs.locked_publishers.setdefault(current, []).append(pub)
+            continue
+        if line[:1].isspace() or line.startswith(("#", "-")):
+            continue
+        n = _REQ_NAME.match(line)
+        current = canonicalize_name(n.group(1)) if n else None
 
 
 def _option_line(tokens: list[str], path: str, lineno: int, base: str, rs: RequirementSet,

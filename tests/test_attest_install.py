@@ -290,3 +290,56 @@ def test_verify_shows_a_borrowed_repository() -> None:
     assert ("Source     https://github.com/psf/requests  ✗ NOT the attested repository: "
             "the project claims it but was not built from it") in text
     assert "Docs       https://example.org/\n" in text + "\n"
+
+
+GOOGLE = "google:919436158236-compute@developer.gserviceaccount.com"
+
+
+def test_locks_carry_publishers(index: LocalIndex, venv: Path, safepip, clean, tmp_path: Path,
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    serve(index, GCB)
+    monkeypatch.chdir(tmp_path)
+    r = safepip("lock", "gcb-attestation-test==0.0.0", "--index-url", index.url)
+    assert r.code == 0, r.text
+    text = (tmp_path / "requirements.txt").read_text()
+    assert f"    # via command line\n    # attested-by: {GOOGLE}\n" in text
+    r = safepip("lock", "gcb-attestation-test==0.0.0", "--index-url", index.url,
+                "-o", "pylock.toml")
+    assert r.code == 0, r.text
+    assert ('attestation-identities = [{ kind = "Google", email = '
+            '"919436158236-compute@developer.gserviceaccount.com" }]'
+            ) in (tmp_path / "pylock.toml").read_text()
+    # the lock's publisher is required when installing from it (nothing else is trusted)
+    (tmp_path / "requirements.txt").write_text(text.replace(GOOGLE, "google:x@example.com"))
+    with clean(tmp_path):
+        r = safepip("install", "-r", "requirements.txt")
+    assert r.code == 1
+    assert ("attested by Google account 919436158236-compute@developer.gserviceaccount.com, "
+            "but the lock requires Google account x@example.com") in r.err
+    assert "hint: re-lock after checking the change (safepip lock -P gcb-attestation-test)" \
+        in r.err
+
+
+def test_pylock_publisher_required(index: LocalIndex, venv: Path, safepip, clean,
+                                   tmp_path: Path) -> None:
+    w = make_wheel("plain", "1.0")
+    index.add(w)
+    lock = tmp_path / "pylock.toml"
+    lock.write_text(f'''lock-version = "1.0"
+created-by = "test"
+
+[[packages]]
+name = "plain"
+version = "1.0"
+index = "{index.url}"
+wheels = [{{ name = "{w.filename}", url = "{index.base}/files/{w.filename}", hashes = {{ sha256 = "{w.sha256}" }} }}]
+attestation-identities = [{{ kind = "GitHub", repository = "o/plain", workflow = "r.yml" }}]
+''')
+    with clean(tmp_path):
+        r = safepip("install", "-r", str(lock))
+    assert r.code == 1
+    assert ("plain-1.0-py3-none-any.whl: the lock requires an attestation by "
+            "github.com/o/plain (r.yml), but it has no attestation") in r.err
+    lock.write_text(lock.read_text().replace('{ kind = "GitHub", ', '{ '))
+    r = safepip("install", "-r", str(lock))
+    assert r.code == 1 and "attestation-identities must be tables with a kind" in r.err

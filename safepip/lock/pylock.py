@@ -23,6 +23,7 @@ from safepip import __version__
 from safepip.errors import RequirementsFileError
 
 if TYPE_CHECKING:
+    from safepip.attest.publisher import Publisher
     from safepip.models import DistFile, Pin
     from safepip.reqfile import RequirementSet
 
@@ -54,7 +55,8 @@ def environment_marker(markers: dict[str, str]) -> str:
             f"{_s(markers['platform_machine'])}").replace('"', "'")
 
 
-def render(pins: list[Pin], files: dict[str, list[DistFile]], markers: dict[str, str]) -> str:
+def render(pins: list[Pin], files: dict[str, list[DistFile]], markers: dict[str, str],
+           identities: dict[str, Publisher] | None = None) -> str:
     out = [
         'lock-version = "1.0"',
         f"environments = [{_s(environment_marker(markers))}]",
@@ -89,6 +91,10 @@ def render(pins: list[Pin], files: dict[str, list[DistFile]], markers: dict[str,
             out.append("wheels = [")
             out.extend(f"  {_file(w)}," for w in sorted(wheels, key=lambda w: w.filename))
             out.append("]")
+        if identities and pin.name in identities:
+            ident = identities[pin.name].as_dict()
+            out.append("attestation-identities = [{ " + ", ".join(
+                f"{k} = {_s(v)}" for k, v in ident.items()) + " }]")
         out.append("")
     out.append("[tool.safepip]")
     out.append(f"version = {_s(__version__)}")
@@ -107,6 +113,7 @@ def read_pylock(path: str, rs: RequirementSet, markers: dict[str, str],
     Nothing is resolved: the installer takes, for each package whose marker applies, the
     best wheel for this interpreter from the files the lock lists, and requires its hash.
     """
+    from safepip.attest.publisher import Publisher
     from safepip.reqfile import UserRequirement
 
     try:
@@ -163,6 +170,12 @@ def read_pylock(path: str, rs: RequirementSet, markers: dict[str, str],
                        + (" (building locked sdists is not supported yet)"
                           if pkg.get("sdist") else ""))
         url, sha = chosen
+        idents = pkg.get("attestation-identities")
+        if idents is not None:
+            if not isinstance(idents, list) or not all(
+                    isinstance(i, dict) and isinstance(i.get("kind"), str) for i in idents):
+                raise _err(path, f"{name}: attestation-identities must be tables with a kind")
+            rs.locked_publishers[name] = [Publisher.from_record(i) for i in idents]
         index = pkg.get("index")
         index_url = str(index) if isinstance(index, str) else ""
         if index_url:
