@@ -24,9 +24,11 @@ if TYPE_CHECKING:
 PROG = "safepip"
 DESCRIPTION = """\
 safepip installs Python packages like `pip install`, safely by default:
-every file's hash is checked, no package's build code runs on your machine,
-and wheels that try to escape their directory, overwrite other packages or
-run code at every Python start are refused, each with a flag to override.
+every file's hash is checked, PEP 740 attestations say who published it
+(and a change of publisher is caught), no package's build code runs on your
+machine, and wheels that try to escape their directory, overwrite other
+packages or run code at every Python start are refused, each with a flag to
+override.
 """
 
 
@@ -188,7 +190,7 @@ def _add_index_options(g: argparse._ArgumentGroup) -> None:
 
 def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
-        "lock", help="write a hash-pinned requirements.txt",
+        "lock", help="write a hash-pinned requirements.txt or pylock.toml",
         description="Resolve the project's requirements (pyproject.toml, or -r FILE, or "
                     "names) for this interpreter and write them pinned, with the sha256 of "
                     "every file of each pinned version, in pip-compile's shape. Pins of an "
@@ -247,8 +249,8 @@ def _add_sandbox_cmd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _add_trust(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "trust", help="show or change the publisher trusted for each project",
-        description="safepip remembers the first verified PEP 740 publisher of each "
-                    "project and then refuses releases by anyone else, or without an "
+        description="safepip remembers the first verified PEP 740 publisher of each\n"
+                    "project and then refuses releases by anyone else, or without an\n"
                     "attestation. Without arguments: list what is trusted.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  safepip trust\n"
@@ -271,11 +273,11 @@ def _add_trust(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "verify", help="show and check the PEP 740 provenance of a file or release",
-        description="Verify the PEP 740 attestations of a distribution file (a path) or of "
-                    "every file of a release (NAME==VERSION) offline, and show who published "
-                    "it, from which repository, workflow and commit, when, and its "
-                    "transparency-log entry; the repository URLs the project declares are "
-                    "compared with the one its attestation proves.",
+        description="Verify the PEP 740 attestations of a distribution file (a path) or\n"
+                    "of every file of a release (NAME==VERSION), offline, and show who\n"
+                    "published it: repository, workflow, commit, when, and its\n"
+                    "transparency-log entry. The repository URLs the project declares\n"
+                    "are compared with the one its attestation proves.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  safepip verify sigstore==3.6.1\n"
                "  safepip verify ./dist/pkg-1.0.tar.gz --provenance pkg-1.0.tar.gz.provenance",

@@ -241,6 +241,39 @@ def sandbox_overhead(runs: int, work: Path) -> dict[str, dict[str, float]]:
     return out
 
 
+def attestation_cost(runs: int) -> dict[str, float]:
+    """What PEP 740 verification costs: importing sigstore (paid only when some file has
+    provenance), loading the pinned root, and verifying one real provenance."""
+    from tests.attestations import fixtures_dir, sums
+
+    fx = fixtures_dir()
+    code = ("import time; t = time.perf_counter(); import pypi_attestations, sigstore.verify; "
+            "print(time.perf_counter() - t)")
+    imports = [float(subprocess.run([sys.executable, "-c", code], capture_output=True,
+                                    text=True, check=True).stdout) for _ in range(runs)]
+    from safepip.attest import verify as v
+
+    files = ["pypi_attestations-0.0.19.tar.gz", "sigstore-3.6.1.tar.gz",
+             "gcb_attestation_test-0.0.0.tar.gz"]
+    digests = sums()
+    t = time.perf_counter()
+    v.verify_provenance((fx / (files[0] + ".provenance")).read_bytes(), files[0],
+                        digests[files[0]])
+    first = time.perf_counter() - t
+    per_file = []
+    for _ in range(20):
+        for fn in files:
+            raw = (fx / (fn + ".provenance")).read_bytes()
+            t = time.perf_counter()
+            v.verify_provenance(raw, fn, digests[fn])
+            per_file.append(time.perf_counter() - t)
+    out = {"import sigstore+pypi-attestations s": round(statistics.median(imports), 3),
+           "first verification (imports + root) s": round(first, 4),
+           "verification per file ms": round(statistics.median(per_file) * 1000, 2)}
+    print("attestations: " + ", ".join(f"{k} {val}" for k, val in out.items()))
+    return out
+
+
 def version_time(runs: int) -> float:
     exe = bin_of("safepip")
     ts = []
@@ -254,7 +287,7 @@ def version_time(runs: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", choices=["local", "pypi", "sandbox"])
+    ap.add_argument("--only", choices=["local", "pypi", "sandbox", "attest"])
     ap.add_argument("--set", type=Path, default=SET30)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--mirror", type=Path, help="reuse a mirror built by an earlier run")
@@ -282,6 +315,8 @@ def main() -> None:
             out["metadata strategies"] = metadata_strategies(args.set, work)
         if args.only in (None, "sandbox"):
             out["sandbox"] = sandbox_overhead(args.runs, work)
+        if args.only in (None, "attest"):
+            out["attestations"] = attestation_cost(args.runs)
         vt = version_time(args.runs)
         out["safepip --version s"] = round(vt, 3)
         print(f"safepip --version: {vt * 1000:.0f} ms")

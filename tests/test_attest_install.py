@@ -325,6 +325,8 @@ def test_pylock_publisher_required(index: LocalIndex, venv: Path, safepip, clean
     w = make_wheel("plain", "1.0")
     index.add(w)
     lock = tmp_path / "pylock.toml"
+    wheel = (f'{{ name = "{w.filename}", url = "{index.base}/files/{w.filename}", '
+             f'hashes = {{ sha256 = "{w.sha256}" }} }}')
     lock.write_text(f'''lock-version = "1.0"
 created-by = "test"
 
@@ -332,7 +334,7 @@ created-by = "test"
 name = "plain"
 version = "1.0"
 index = "{index.url}"
-wheels = [{{ name = "{w.filename}", url = "{index.base}/files/{w.filename}", hashes = {{ sha256 = "{w.sha256}" }} }}]
+wheels = [{wheel}]
 attestation-identities = [{{ kind = "GitHub", repository = "o/plain", workflow = "r.yml" }}]
 ''')
     with clean(tmp_path):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import run, site_packages
+from tests.indexserver import LocalIndex
 
 pytestmark = pytest.mark.network
 
@@ -107,3 +108,33 @@ def test_c_extension_built_from_source(venv: Path, backend: str) -> None:
                           "import markupsafe._speedups as s; print(s.__file__)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip().endswith(".so")
+
+
+def test_attested_sdist_installs_and_its_publisher_is_remembered(
+        index: LocalIndex, venv: Path, tmp_path: Path) -> None:
+    """The real gcb-attestation-test sdist with its real (Google) provenance, served by
+    the local index, built in the sandbox with setuptools from PyPI; the publisher is
+    recorded, and a later release without attestation is refused."""
+    from tests.attestations import dists, read
+    from tests.factory import Built
+    from tests.test_sandbox import require_backend
+
+    require_backend("bwrap")
+    fn = "gcb_attestation_test-0.0.0.tar.gz"
+    e = index.add(Built(fn, (dists() / fn).read_bytes(), b"", "gcb-attestation-test", "0.0.0"))
+    e.provenance = read(fn + ".provenance")
+    r = run("install", "--sandbox", "bwrap", "--index-url", index.url, "--extra-index-url",
+            "https://pypi.org/simple", "gcb-attestation-test==0.0.0")
+    assert r.code == 0, r.text
+    assert ("attested by Google account 919436158236-compute@developer.gserviceaccount.com"
+            in r.err)
+    store = (tmp_path / "data" / "publishers.toml").read_text()
+    assert ('[publishers."gcb-attestation-test"]\nkind = "Google"\n'
+            'email = "919436158236-compute@developer.gserviceaccount.com"\n'
+            'first-seen = "0.0.0"') in store
+    e.provenance = None  # (the cached provenance of this very file would still count)
+    r = run("install", "--no-cache", "--force-reinstall", "--sandbox", "bwrap", "--index-url",
+            index.url,
+            "--extra-index-url", "https://pypi.org/simple", "gcb-attestation-test==0.0.0")
+    assert r.code == 1
+    assert "gcb-attestation-test was attested by Google account" in r.err
