@@ -186,6 +186,9 @@ def _add_index_options(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--timeout", type=float, metavar="SECONDS", help="network timeout")
     g.add_argument("--isolated", action="store_true",
                    help="ignore pip's configuration files and PIP_* variables")
+    g.add_argument("--offline", action="store_true",
+                   help="use the network for nothing: index pages, files and provenance "
+                        "from the cache only (attestations are verified offline always)")
 
 
 def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -350,6 +353,7 @@ def _config(args: argparse.Namespace, rs: RequirementSet) -> tuple[Config, PipSe
         cache_dir=args.cache_dir,
         timeout=args.timeout,
         cert=args.cert,
+        offline=args.offline,
     )
 
 

@@ -12,8 +12,12 @@ import configparser
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
+
+if TYPE_CHECKING:
+    from safepip.index.http import HttpClient
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,14 @@ class Config:
     no_cache: bool = False
     no_index: bool = False
     jobs: int = 8
+    offline: bool = False  # nothing from the network: the cache only
     notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def http(self) -> HttpClient:
+        from safepip.index.http import HttpClient
+
+        return HttpClient(trusted_hosts=self.trusted_hosts, cert=self.cert,
+                          timeout=self.timeout, retries=self.retries, offline=self.offline)
 
     @property
     def index_urls(self) -> list[str]:
@@ -157,6 +168,7 @@ def build_config(
     cache_dir: str | None,
     timeout: float | None,
     cert: str | None,
+    offline: bool = False,
 ) -> tuple[Config, PipSettings]:
     """Merge flags with pip's settings (unless isolated) into a ``Config``."""
     pip = PipSettings() if isolated else read_pip_settings()
@@ -179,6 +191,7 @@ def build_config(
         cache_dir=os.path.abspath(cache_dir) if cache_dir else default_cache_dir(),
         no_cache=no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1",
         no_index=no_index or pip.no_index,
+        offline=offline,
         notes=tuple(notes),
     )
     return cfg, pip

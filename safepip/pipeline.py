@@ -18,7 +18,6 @@ from safepip.attest.trust import Policy, TrustStore, judge, project_pins
 from safepip.errors import HashRequiredError, SafepipError
 from safepip.fetch.cache import Cache
 from safepip.fetch.download import Downloader
-from safepip.index.http import HttpClient
 from safepip.index.metadata import MetadataFetcher
 from safepip.index.simple import IndexClient
 from safepip.install import installed as installed_mod
@@ -137,13 +136,12 @@ def run(request: InstallRequest, cfg: Config, ui: UI) -> Outcome:
 def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
          installed: dict[str, Any], cache: Cache, t0: float, store: TrustStore) -> Outcome:
     rs = request.reqs
-    http = HttpClient(trusted_hosts=cfg.trusted_hosts, cert=cfg.cert, timeout=cfg.timeout,
-                      retries=cfg.retries)
+    http = cfg.http()
     index_urls = cfg.index_urls
     for u in index_urls:
         if not u.startswith("file:"):
             http.check_url(u)
-    index = IndexClient(http, index_urls, cache)
+    index = IndexClient(http, index_urls, cache, offline=cfg.offline)
     progress = ui.download_progress()
     downloader = Downloader(http, cache, progress)
     for r in rs.requirements:

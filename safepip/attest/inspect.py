@@ -127,10 +127,8 @@ def _project_of(filename: str) -> tuple[str, str]:
 
 def _session(cfg: Config) -> tuple[HttpClient, Cache]:
     from safepip.fetch.cache import Cache
-    from safepip.index.http import HttpClient
 
-    http = HttpClient(trusted_hosts=cfg.trusted_hosts, cert=cfg.cert, timeout=cfg.timeout,
-                      retries=cfg.retries)
+    http = cfg.http()
     return http, Cache(None if cfg.no_cache else cfg.cache_dir)
 
 
@@ -167,7 +165,7 @@ def _from_index(filename: str, name: str, sha: str, cfg: Config,
 
     http, cache = _session(cfg)
     try:
-        page = IndexClient(http, cfg.index_urls, cache).project(name)
+        page = IndexClient(http, cfg.index_urls, cache, offline=cfg.offline).project(name)
         dist = next((d for d in page.files if d.filename == filename), None) if page else None
         if dist is None:
             raise SafepipError(f"{filename} is not on the index ({', '.join(cfg.index_urls)})",
@@ -203,7 +201,7 @@ def inspect_release(spec: str, cfg: Config) -> list[Account]:
     http, cache = _session(cfg)
     store = TrustStore.default()
     try:
-        page = IndexClient(http, cfg.index_urls, cache).project(name)
+        page = IndexClient(http, cfg.index_urls, cache, offline=cfg.offline).project(name)
         files: list[DistFile] = [d for d in (page.files if page else ())
                                  if req.specifier.contains(d.version, prereleases=True)]
         if not files:

@@ -77,6 +77,7 @@ class HttpClient:
         timeout: float = 30.0,
         retries: int = 3,
         max_body: int = 64 * 1024 * 1024,
+        offline: bool = False,
     ) -> None:
         self.trusted_hosts = {h.split(":")[0].lower() for h in trusted_hosts}
         self.trusted_hostports = {h.lower() for h in trusted_hosts}
@@ -84,6 +85,7 @@ class HttpClient:
         self.timeout = timeout
         self.retries = retries
         self.max_body = max_body
+        self.offline = offline
         self._pool: urllib3.PoolManager | None = None
 
     # -- policy ---------------------------------------------------------------------
@@ -146,6 +148,9 @@ class HttpClient:
         import urllib3
 
         self.check_url(url)
+        if self.offline:
+            raise NetworkError(redact(url), "--offline: this is not in the cache",
+                               hint="run once without --offline to fetch it")
         bare, auth = self._auth_headers(url)
         auth_origin = origin(bare) if auth else None
         current = bare
