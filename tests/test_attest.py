@@ -204,3 +204,51 @@ def test_publisher_specs(spec: str, key: str) -> None:
 def test_bad_publisher_specs(spec: str) -> None:
     with pytest.raises(ValueError, match="publisher"):
         Publisher.parse(spec)
+
+
+def test_publisher_policies_on_real_certificates() -> None:
+    """The policies safepip relies on (through pypi-attestations), on two real leaf
+    certificates: a GitHub one without the Source-Repository-Ref extension (accepted
+    through the commit digest) and the Google one; and our claim reader on them."""
+    import sigstore.errors
+    from cryptography import x509
+    from pypi_attestations import GitHubPublisher, GooglePublisher
+
+    from safepip.attest.verify import _COMMIT, _REF, _cert_claims
+
+    gh = x509.load_pem_x509_certificate(read("no-source-repository-ref-extension.pem"))
+    GitHubPublisher(repository="SWIFTSIM/swiftgalaxy",
+                    workflow="python-publish.yml")._as_policy().verify(gh)
+    with pytest.raises(sigstore.errors.VerificationError):
+        GitHubPublisher(repository="SWIFTSIM/swiftgalaxy",
+                        workflow="release.yml")._as_policy().verify(gh)
+    claims = _cert_claims(gh)
+    assert claims[_COMMIT] == "a26eb006d04dd0c41a6e38dc15ddaf7b46143505"
+    assert _REF not in claims
+    google = x509.load_pem_x509_certificate(read("200170367.pem"))
+    email = "919436158236-compute@developer.gserviceaccount.com"
+    GooglePublisher(email=email)._as_policy().verify(google)
+    with pytest.raises(sigstore.errors.VerificationError):
+        GooglePublisher(email="attacker@example.com")._as_policy().verify(google)
+    assert _cert_claims(google)["san"] == email
+
+
+def test_first_publisher_is_recorded_and_then_required(tmp_path: Path) -> None:
+    from safepip.attest.check import AttestationResult
+    from safepip.attest.trust import Policy, TrustStore, judge
+
+    v = verify(read(SIGSTORE + ".provenance"), SIGSTORE)
+    good = AttestationResult("sigstore", "3.6.1", SIGSTORE, v.sha256, "attested", v)
+    plain = AttestationResult("plain", "1.0", "plain-1.0.tar.gz", "00", "none")
+    store = TrustStore(str(tmp_path / "publishers.toml"))
+    judge([good, plain], store, {}, Policy())
+    store.save()
+    again = TrustStore(str(tmp_path / "publishers.toml"))
+    assert set(again.records) == {"sigstore"}  # nothing is recorded for the unattested
+    assert again.records["sigstore"].version == "3.6.1"
+    gone = AttestationResult("sigstore", "3.7.0", "sigstore-3.7.0.tar.gz", "11", "none")
+    with pytest.raises(AttestationError, match=r"sigstore was attested by github.com/"
+                       r"sigstore/sigstore-python \(release.yml\) before, but 3.7.0 is not"):
+        judge([gone], again, {}, Policy())
+    # a refused run changes nothing
+    assert not again.changed
