@@ -32,45 +32,38 @@ override.
 """
 
 
-def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser(
-        "install",
-        help="install packages into the active virtual environment",
-        description="Install packages into the active virtual environment ($VIRTUAL_ENV, "
-                    "or .venv here or above, or --python). Takes pip's arguments.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  safepip install requests\n"
-               "  safepip install 'django>=5,<6' 'rich[jupyter]'\n"
-               "  safepip install -r requirements.txt -c constraints.txt\n"
-               "  safepip install -U httpx\n"
-               "  safepip install --dry-run --report out.json flask",
-    )
-    p.add_argument("requirements_args", nargs="*", metavar="REQUIREMENT",
-                   help="a requirement (name, name[extra]>=1, name @ URL) or a path to a wheel")
-    g = p.add_argument_group("what to install")
-    g.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE",
-                   help="install from a requirements file (may be repeated)")
-    g.add_argument("-c", "--constraint", action="append", default=[], metavar="FILE",
-                   help="constrain versions with a constraints file")
-    g.add_argument("-e", "--editable", action="append", default=[], metavar="PATH",
-                   help="editable (PEP 660) install of a local project, built in the sandbox")
-    g.add_argument("-U", "--upgrade", action="store_true",
-                   help="upgrade the named packages to the newest allowed versions")
-    g.add_argument("--upgrade-strategy", choices=["only-if-needed", "eager"],
-                   default="only-if-needed",
-                   help="with -U: upgrade dependencies only when needed (default) or all")
-    g.add_argument("--force-reinstall", action="store_true",
-                   help="reinstall everything, even what is up to date")
-    g.add_argument("--no-deps", action="store_true", help="do not install dependencies")
-    g.add_argument("--pre", action="store_true", help="allow pre-release versions")
-    g.add_argument("--only-binary", action="append", default=[], metavar="NAMES",
-                   help="wheels only for these (comma-separated, or :all:)")
-    g.add_argument("--no-binary", action="append", default=[], metavar="NAMES",
-                   help="never use wheels for these (they then need a build)")
-    g.add_argument("--prefer-binary", action="store_true", help="accepted for pip "
-                   "compatibility; safepip always prefers wheels")
-    g.add_argument("--require-hashes", action="store_true",
-                   help="require a --hash for every requirement (hash-checking mode)")
+def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser],
+                 sync: bool = False) -> None:
+    if sync:
+        p = sub.add_parser(
+            "sync",
+            help="make the environment exactly a lock: install it, remove the rest",
+            description="Install exactly the packages of a lock (pylock.toml, or a "
+                        "requirements.txt\nwhose every line is pinned with ==), nothing "
+                        "resolved, every hash checked,\nand remove every other package "
+                        "(pip, setuptools, wheel and safepip are kept\nunless the lock "
+                        "lists them).",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="examples:\n  safepip sync pylock.toml\n"
+                   "  safepip sync requirements.txt --dry-run",
+        )
+        p.add_argument("lock_files", nargs="+", metavar="LOCK",
+                       help="pylock.toml or a pinned requirements.txt")
+    else:
+        p = sub.add_parser(
+            "install",
+            help="install packages into the active virtual environment",
+            description="Install packages into the active virtual environment "
+                        "($VIRTUAL_ENV, or .venv here or above, or --python). Takes pip's "
+                        "arguments.",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog="examples:\n  safepip install requests\n"
+                   "  safepip install 'django>=5,<6' 'rich[jupyter]'\n"
+                   "  safepip install -r requirements.txt -c constraints.txt\n"
+                   "  safepip install -U httpx\n"
+                   "  safepip install --dry-run --report out.json flask",
+        )
+        _add_what_to_install(p)
     g = p.add_argument_group("where to install")
     g.add_argument("--python", metavar="PATH",
                    help="the interpreter or environment directory to install into")
@@ -109,6 +102,35 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    "--no-warn-script-location", "--no-compile", "--compile"):
         g.add_argument(compat, action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--root-user-action", help=argparse.SUPPRESS)
+
+
+def _add_what_to_install(p: argparse.ArgumentParser) -> None:
+    p.add_argument("requirements_args", nargs="*", metavar="REQUIREMENT",
+                   help="a requirement (name, name[extra]>=1, name @ URL) or a path to a wheel")
+    g = p.add_argument_group("what to install")
+    g.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE",
+                   help="install from a requirements file (may be repeated)")
+    g.add_argument("-c", "--constraint", action="append", default=[], metavar="FILE",
+                   help="constrain versions with a constraints file")
+    g.add_argument("-e", "--editable", action="append", default=[], metavar="PATH",
+                   help="editable (PEP 660) install of a local project, built in the sandbox")
+    g.add_argument("-U", "--upgrade", action="store_true",
+                   help="upgrade the named packages to the newest allowed versions")
+    g.add_argument("--upgrade-strategy", choices=["only-if-needed", "eager"],
+                   default="only-if-needed",
+                   help="with -U: upgrade dependencies only when needed (default) or all")
+    g.add_argument("--force-reinstall", action="store_true",
+                   help="reinstall everything, even what is up to date")
+    g.add_argument("--no-deps", action="store_true", help="do not install dependencies")
+    g.add_argument("--pre", action="store_true", help="allow pre-release versions")
+    g.add_argument("--only-binary", action="append", default=[], metavar="NAMES",
+                   help="wheels only for these (comma-separated, or :all:)")
+    g.add_argument("--no-binary", action="append", default=[], metavar="NAMES",
+                   help="never use wheels for these (they then need a build)")
+    g.add_argument("--prefer-binary", action="store_true", help="accepted for pip "
+                   "compatibility; safepip always prefers wheels")
+    g.add_argument("--require-hashes", action="store_true",
+                   help="require a --hash for every requirement (hash-checking mode)")
 
 
 def _add_sandbox_options(g: argparse._ArgumentGroup) -> None:
@@ -305,6 +327,7 @@ def make_parser() -> argparse.ArgumentParser:
                         version=f"safepip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_install(sub)
+    _add_install(sub, sync=True)
     _add_lock(sub)
     _add_trust(sub)
     _add_verify(sub)
@@ -358,17 +381,18 @@ def _config(args: argparse.Namespace, rs: RequirementSet) -> tuple[Config, PipSe
 
 
 def _install(args: argparse.Namespace, ui: UI) -> int:
-    from packaging.utils import canonicalize_name
-
-    from safepip import pipeline, report
     from safepip.reqfile import parse_requirement, read_file
 
-    rs = _requirements(args)
-    for path in args.editable:
-        rs.requirements.append(parse_requirement(path, "command line", os.getcwd(),
-                                                 editable=True))
+    sync = args.command == "sync"
+    if sync:
+        rs = _lock_requirements(args.lock_files)
+    else:
+        rs = _requirements(args)
+        for path in args.editable:
+            rs.requirements.append(parse_requirement(path, "command line", os.getcwd(),
+                                                     editable=True))
     cfg, pip_settings = _config(args, rs)
-    for path in pip_settings.constraints:
+    for path in [] if sync else pip_settings.constraints:
         # pip's configured constraint files apply to safepip too (the same machine policy)
         if os.path.isfile(path):
             read_file(path, rs, constraint=True)
@@ -378,16 +402,52 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
                   " ".join(cfg.find_links))
     if not rs.requirements and not rs.pylocks:
         raise UsageError("nothing to install", hint="name a package, or use -r FILE")
-    rs.pre = rs.pre or args.pre
-    rs.require_hashes = rs.require_hashes or args.require_hashes
-    rs.only_binary |= _names(args.only_binary)
-    rs.no_binary |= _names(args.no_binary)
+    return _run_install(args, ui, rs, cfg, sync)
+
+
+def _lock_requirements(paths: list[str]) -> RequirementSet:
+    """What `safepip sync` installs: lock files whose every requirement is exact."""
+    from safepip.reqfile import RequirementSet, read_file
+
+    rs = RequirementSet()
+    for path in paths:
+        read_file(path, rs)
+    loose = [f"{r.req} ({r.source})" for r in rs.requirements if not r.link and not any(
+        s.operator in ("==", "===") for s in r.req.specifier)]
+    if loose:
+        raise UsageError("sync installs exactly what a lock lists, and these are not pinned "
+                         "with ==:\n  - " + "\n  - ".join(loose),
+                         hint="write the lock with `safepip lock`, or use `safepip install "
+                              "-r` to resolve")
+    if rs.constraints:
+        raise UsageError("a lock given to sync cannot have -c constraints")
+    return rs
+
+
+def _run_install(args: argparse.Namespace, ui: UI, rs: RequirementSet, cfg: Config,
+                 sync: bool) -> int:
+    from packaging.utils import canonicalize_name
+
+    from safepip import pipeline, report
+
+    def opt(name: str, default: object = False) -> object:
+        return getattr(args, name, default)  # sync has no "what to install" options
+
+    def names(name: str) -> set[str]:
+        values = getattr(args, name, [])
+        return _names(values if isinstance(values, list) else [])
+
+    rs.pre = rs.pre or bool(opt("pre"))
+    rs.require_hashes = rs.require_hashes or bool(opt("require_hashes"))
+    rs.only_binary |= names("only_binary")
+    rs.no_binary |= names("no_binary")
     request = pipeline.InstallRequest(
         reqs=rs,
-        upgrade=args.upgrade,
-        upgrade_strategy=args.upgrade_strategy,
-        force_reinstall=args.force_reinstall,
-        no_deps=args.no_deps,
+        upgrade=bool(opt("upgrade")),
+        upgrade_strategy=str(opt("upgrade_strategy", "only-if-needed")),
+        force_reinstall=bool(opt("force_reinstall")),
+        no_deps=bool(opt("no_deps")) or sync,
+        sync=sync,
         dry_run=args.dry_run,
         link_mode=args.link_mode,
         allow_pth=frozenset(canonicalize_name(n) for n in args.allow_pth),
@@ -588,8 +648,10 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
     ui.info(f"Resolved {len(outcome.pins)} package{'s' if len(outcome.pins) != 1 else ''} "
             f"in {t.get('resolve', 0):.2f}s")
     if dry_run:
-        if not outcome.to_install:
+        if not outcome.to_install and not outcome.removed:
             ui.info("Would install nothing: everything is already satisfied")
+        for dist in outcome.removed:
+            ui.info(f"Would remove {dist.name} {dist.version} (not in the lock)")
         for pin in outcome.to_install:
             old = outcome.replaced.get(pin.name)
             change = f" (replacing {old})" if old is not None else ""
@@ -598,9 +660,13 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
                 else ""
             ui.info(f"Would install {pin.name} {pin.version}{change}{att_note}")
         return
+    removed = [f" - {d.name} {d.version}  (removed: not in the lock)" for d in outcome.removed]
     if not outcome.to_install:
-        ui.info(f"Nothing to do: all requirements are already satisfied in "
-                f"{outcome.target.describe()}")
+        if not removed:
+            ui.info(f"Nothing to do: all requirements are already satisfied in "
+                    f"{outcome.target.describe()}")
+        for line in removed:
+            ui.info(line)
         return
     fetched = [a for a in outcome.artifacts.values() if not a.from_cache]
     total = sum(a.size for a in fetched)
@@ -629,6 +695,8 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
         att = outcome.attestations.get(pin.name)
         att_note = f" · {att.describe()}" if att is not None and att.status != "local" else ""
         ui.info(f" {mark} {label:<{width}}  {hash_note} · wheel checked{att_note}{change}")
+    for line in removed:
+        ui.info(line)
     for problem in outcome.broken:
         ui.warn(problem)
 

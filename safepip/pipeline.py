@@ -34,10 +34,15 @@ if TYPE_CHECKING:
     from safepip.builder.context import BuildContext
     from safepip.config import Config
     from safepip.install.wheel import WheelInfo
-    from safepip.models import Artifact, DistFile, Pin
+    from safepip.models import Artifact, DistFile, InstalledDist, Pin
     from safepip.reqfile import RequirementSet, UserRequirement
     from safepip.target import Target
     from safepip.ui import UI, DownloadProgress
+
+
+# what `safepip sync` leaves alone unless the lock lists it (as pip-sync does): the
+# environment's own installers
+SYNC_KEEPS = frozenset({"pip", "setuptools", "wheel", "safepip"})
 
 
 @dataclass
@@ -62,6 +67,7 @@ class InstallRequest:
     unsafe_build_on_host: bool = False
     limits: Limits = field(default_factory=Limits)
     attest: Policy = field(default_factory=Policy)
+    sync: bool = False  # also remove what the requirements do not list (safepip sync)
     data_dir: str | None = None  # where the publisher trust store lives
 
 
@@ -80,6 +86,7 @@ class Outcome:
     notes: dict[str, str] = field(default_factory=dict)  # how a local project was built
     files: dict[str, list[DistFile]] = field(default_factory=dict)  # for locks: all files
     timings: dict[str, float] = field(default_factory=dict)
+    removed: list[InstalledDist] = field(default_factory=list)  # safepip sync
     attestations: dict[str, AttestationResult] = field(default_factory=dict)
 
 
@@ -307,6 +314,10 @@ def _resolve_and_install(s: _Session) -> Outcome:
             replaced[pin.name] = have.version
         to_install.append(pin)
     outcome = Outcome(target, pins, to_install, kept, replaced)
+    if request.sync:
+        listed = {p.name for p in pins}
+        outcome.removed = [d for name, d in sorted(installed.items())
+                           if name not in listed and name not in SYNC_KEEPS]
     for name, du in direct_urls.items():
         where = str(du.get("url", "")).removeprefix("file://")
         editable = isinstance(di := du.get("dir_info"), dict) and di.get("editable")
@@ -367,7 +378,8 @@ def _resolve_and_install(s: _Session) -> Outcome:
     outcome.timings["validate"] = t_valid - t_dl
     for w in transaction.run(items, target, installed,
                              on_wait=lambda: ui.info("waiting for another safepip using "
-                                                     "this environment...")):
+                                                     "this environment..."),
+                             removals=outcome.removed):
         ui.warn(w)
     t_inst = time.perf_counter()
     outcome.timings["stage+commit"] = t_inst - t_valid

@@ -87,7 +87,7 @@ def safepip(index: LocalIndex) -> object:
 
     def _run(*args: str, use_index: bool = True) -> Result:
         argv = list(args)
-        if use_index and argv and argv[0] == "install" and "--index-url" not in argv and (
+        if use_index and argv and argv[0] in ("install", "sync") and "--index-url" not in argv and (
                 "-i" not in argv):
             argv[1:1] = ["--index-url", index.url]
         return run(*argv)

@@ -221,3 +221,57 @@ def test_safepip_installs_what_uv_exports_as_pylock(index: LocalIndex, venv: Pat
     r = safepip("install", "-r", "pylock.toml")
     assert r.code == 0, r.text
     assert (site_packages(venv) / "lib-1.5.dist-info").is_dir()
+
+
+def test_sync_installs_the_lock_and_removes_the_rest(index: LocalIndex, venv: Path, safepip,
+                                                     clean, tmp_path: Path) -> None:
+    path = _pylock(index, safepip, tmp_path)
+    index.add(make_wheel("stray", "1.0", files={"stray_mod.py": "X = 1\n"}))
+    index.add(make_wheel("lib", "1.0"))
+    assert safepip("install", "stray", "lib==1.0").code == 0
+    sp = site_packages(venv)
+    with clean():
+        r = safepip("sync", "--dry-run", str(path))
+    assert r.code == 0, r.text
+    assert "Would remove stray 1.0 (not in the lock)" in r.err
+    assert "Would install lib 1.5 (replacing 1.0)" in r.err
+    r = safepip("sync", str(path))
+    assert r.code == 0, r.text
+    assert " - stray 1.0  (removed: not in the lock)" in r.err
+    assert not (sp / "stray_mod.py").exists() and not (sp / "stray-1.0.dist-info").exists()
+    assert (sp / "lib-1.5.dist-info").is_dir() and (sp / "app-1.0.dist-info").is_dir()
+    assert not (sp / "lib-1.0.dist-info").exists()
+    r = safepip("sync", str(path))
+    assert r.code == 0 and "Nothing to do" in r.err, r.text
+
+
+def test_sync_keeps_the_installers_and_refuses_loose_requirements(
+        index: LocalIndex, venv: Path, safepip, clean, tmp_path: Path) -> None:
+    for name in ("pip", "setuptools", "lib"):
+        index.add(make_wheel(name, "1.0"))
+    assert safepip("install", "pip", "setuptools").code == 0
+    req = tmp_path / "requirements.txt"
+    req.write_text("lib==1.0\n")
+    r = safepip("sync", str(req))
+    assert r.code == 0, r.text
+    sp = site_packages(venv)
+    assert (sp / "pip-1.0.dist-info").is_dir() and (sp / "setuptools-1.0.dist-info").is_dir()
+    req.write_text("lib>=1\nother\n")
+    with clean(req):
+        r = safepip("sync", str(req))
+    assert r.code == 2
+    assert "sync installs exactly what a lock lists, and these are not pinned with ==:" in r.err
+    assert f"lib>=1 ({req}:1)" in r.err
+
+
+def test_sync_refused_changes_nothing(index: LocalIndex, venv: Path, safepip, clean,
+                                      tmp_path: Path) -> None:
+    w = make_wheel("lib", "1.5")
+    index.add(w)
+    index.add(make_wheel("stray", "1.0"))
+    assert safepip("install", "stray").code == 0
+    req = tmp_path / "requirements.txt"
+    req.write_text(f"lib==1.5 --hash=sha256:{'0' * 64}\n")
+    with clean(req):
+        r = safepip("sync", str(req))
+    assert r.code == 1 and "sha256" in r.err

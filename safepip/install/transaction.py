@@ -288,8 +288,10 @@ def _old_files(dist: InstalledDist, target: Target, owners: dict[str, set[str]])
 
 def run(items: list[InstallItem], target: Target, installed: dict[str, InstalledDist],
         on_wait: Callable[[], None] | None = None,
-        fault: Callable[[int], None] | None = None) -> list[str]:
-    """Install ``items`` into ``target`` as one transaction; return installer's warnings.
+        fault: Callable[[int], None] | None = None,
+        removals: list[InstalledDist] | None = None) -> list[str]:
+    """Install ``items`` into ``target`` and remove ``removals`` (by their RECORD, only
+    inside the environment) as one transaction; return installer's warnings.
 
     ``fault`` is a test hook called before each file is committed (with the count so far).
     """
@@ -315,14 +317,14 @@ def run(items: list[InstallItem], target: Target, installed: dict[str, Installed
                 for fut in [pool.submit(_stage_one, item, target, stage, owners, claimed,
                                         lock) for item in items]:
                     fut.result()
-            _commit(items, target, stage, owners, fault)
+            _commit(items, target, stage, owners, fault, removals or [])
             return notes + [str(c.message) for c in caught]
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
 
 def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[str, set[str]],
-            fault: Callable[[int], None] | None) -> None:
+            fault: Callable[[int], None] | None, removals: list[InstalledDist]) -> None:
     backup = tempfile.mkdtemp(prefix=".safepip-backup-", dir=target.root)
     moved: list[tuple[str, str]] = []
     created: list[str] = []
@@ -348,10 +350,9 @@ def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[s
         emptied.add(os.path.dirname(path))
 
     try:
-        for item in items:
-            if item.replaces is not None:
-                for p in _old_files(item.replaces, target, owners):
-                    move_aside(p)
+        for old in [item.replaces for item in items if item.replaces is not None] + removals:
+            for p in _old_files(old, target, owners):
+                move_aside(p)
         count = 0
         for dirpath, dirs, files in os.walk(stage):
             real_dir = os.sep + os.path.relpath(dirpath, stage) if dirpath != stage else os.sep

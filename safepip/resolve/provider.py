@@ -267,6 +267,15 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 if cand.version not in bad and all(
                         r.specifier.contains(cand.version, prereleases=True) for r in reqs):
                     out.append(cand)
+            # a lock's file (it has an index) for the version that is installed already:
+            # kept, as pip keeps what satisfies a hashed requirement (-U / --force-
+            # reinstall install the locked file again)
+            have = self.opts.installed.get(name)
+            if (have is not None and not (":all:" in self.opts.upgrade or name in
+                                          self.opts.upgrade)
+                    and any(c.version == have.version and c.dist is not None
+                            and c.dist.index_url for c in out)):
+                out.insert(0, Candidate(name, have.version, extras, None, have.version))
             return out
         installed = self.opts.installed.get(name)
         upgrade = ":all:" in self.opts.upgrade or name in self.opts.upgrade
@@ -331,9 +340,12 @@ class Provider(AbstractProvider[Req, Candidate, str]):
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
         if requirement.link:
+            if candidate.dist is None:  # installed, kept for a lock's file (find_matches)
+                return (requirement.link in self.opts.link_index
+                        and requirement.specifier.contains(candidate.version,
+                                                           prereleases=True))
             # the link's #sha256=... fragment is a hash, not part of the file's URL
-            return candidate.dist is not None and candidate.dist.url == (
-                requirement.link.split("#", 1)[0])
+            return candidate.dist.url == requirement.link.split("#", 1)[0]
         return requirement.specifier.contains(candidate.version, prereleases=True)
 
     def candidate_metadata(self, candidate: Candidate) -> Metadata:
