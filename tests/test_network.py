@@ -138,3 +138,57 @@ def test_attested_sdist_installs_and_its_publisher_is_remembered(
             "--extra-index-url", "https://pypi.org/simple", "gcb-attestation-test==0.0.0")
     assert r.code == 1
     assert "gcb-attestation-test was attested by Google account" in r.err
+
+
+@pytest.fixture(scope="module")
+def piptools(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    """A venv with the newest pip (for `pip lock`) and pip-tools, from PyPI."""
+    d = tmp_path_factory.mktemp("piptools")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "SAFEPIP_"))}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    subprocess.run([sys.executable, "-m", "venv", str(d / "venv")], check=True)
+    subprocess.run([str(d / "venv" / "bin" / "pip"), "install", "-q", "--index-url",
+                    "https://pypi.org/simple", "-U", "pip>=25.1", "pip-tools"],
+                   check=True, env=env)
+    return d / "venv" / "bin", env
+
+
+def _lock_inputs(index: LocalIndex, tmp_path: Path) -> Path:
+    from tests.factory import make_sdist, make_wheel
+
+    index.add(make_wheel("app", "1.0", requires=["lib>=1"]))
+    index.add(make_wheel("lib", "1.5"))
+    index.add(make_sdist("lib", "1.5"))
+    index.add(make_wheel("lib", "1.5", tag="cp311-cp311-win_amd64"))
+    (tmp_path / "requirements.in").write_text("app\n")
+    return tmp_path / "requirements.in"
+
+
+def test_safepip_installs_what_pip_compile_writes(index: LocalIndex, venv: Path,
+                                                  tmp_path: Path, piptools) -> None:
+    bindir, env = piptools
+    src = _lock_inputs(index, tmp_path)
+    subprocess.run([str(bindir / "pip-compile"), "-q", "--generate-hashes", "--index-url",
+                    index.url, "--no-emit-index-url", "-o", str(tmp_path / "locked.txt"),
+                    str(src)], check=True, env=env, cwd=tmp_path)
+    text = (tmp_path / "locked.txt").read_text()
+    assert "lib==1.5" in text and text.count("--hash=sha256:") == 4
+    r = run("install", "--index-url", index.url, "-r", str(tmp_path / "locked.txt"))
+    assert r.code == 0, r.text
+    assert "--hash sha256" in r.err
+    assert (site_packages(venv) / "lib-1.5.dist-info").is_dir()
+    r = run("sync", "--index-url", index.url, str(tmp_path / "locked.txt"))
+    assert r.code == 0 and "Nothing to do" in r.err, r.text
+
+
+def test_safepip_installs_what_pip_lock_writes(index: LocalIndex, venv: Path, tmp_path: Path,
+                                               piptools) -> None:
+    bindir, env = piptools
+    src = _lock_inputs(index, tmp_path)
+    subprocess.run([str(bindir / "pip"), "lock", "-q", "--index-url", index.url, "-r",
+                    str(src), "-o", str(tmp_path / "pylock.toml")], check=True, env=env,
+                   cwd=tmp_path)
+    r = run("install", "-r", str(tmp_path / "pylock.toml"))
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "app-1.0.dist-info").is_dir()
+    assert (site_packages(venv) / "lib-1.5.dist-info").is_dir()
