@@ -31,5 +31,5 @@ def lint(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def bench(session: nox.Session) -> None:
     """safepip against pip and uv on the same inputs; ratios from one run."""
-    session.install("-e", ".", "uv", "pip>=26")
+    session.install("-e", ".", "uv", "pip>=26", "pip-tools")
     session.run("python", os.path.join("tests", "bench.py"), *session.posargs)

@@ -118,18 +118,18 @@ def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
 
 def run(request: InstallRequest, cfg: Config, ui: UI) -> Outcome:
     t0 = time.perf_counter()
-    target = for_resolving(request.python) if request.for_lock else discover(
-        python=request.python, system=request.system, target_dir=request.target_dir,
-        prefix=request.prefix, user=request.user,
-        break_system_packages=request.break_system_packages,
-    )
-    ui.detail(f"target: {target.describe()}")
-    for note in cfg.notes:
-        ui.detail(note)
-    installed = installed_mod.scan(target)
     cache = Cache(None if cfg.no_cache else cfg.cache_dir)
-    store = TrustStore.default(request.data_dir)
     try:
+        target = for_resolving(request.python, cache) if request.for_lock else discover(
+            python=request.python, system=request.system, target_dir=request.target_dir,
+            prefix=request.prefix, user=request.user,
+            break_system_packages=request.break_system_packages, cache=cache,
+        )
+        ui.detail(f"target: {target.describe()}")
+        for note in cfg.notes:
+            ui.detail(note)
+        installed = installed_mod.scan(target)
+        store = TrustStore.default(request.data_dir)
         outcome = _run(request, cfg, ui, target, installed, cache, t0, store)
     except BaseException:
         cache.discard()

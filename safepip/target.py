@@ -16,8 +16,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from safepip.errors import TargetError
+
+if TYPE_CHECKING:
+    from safepip.fetch.cache import Cache
 
 # Runs inside the target interpreter with -I -S: only the stdlib and the copy of
 # `packaging` that ships with safepip (its directory is argv[1]) are importable.
@@ -110,8 +114,47 @@ class Target:
         return f"{where} {self.root} (Python {self.interpreter.version})"
 
 
-def probe(executable: str) -> Interpreter:
-    """Run the isolated probe in ``executable`` and return its facts."""
+def _fingerprint(executable: str) -> str | None:
+    """What the probe's answer depends on: the interpreter binary it resolves to, the
+    venv's pyvenv.cfg, the probe itself and safepip's version."""
+    import hashlib
+
+    from safepip import __version__
+
+    parts = [executable, __version__, hashlib.sha256(_PROBE.encode()).hexdigest()]
+    try:
+        for path in (os.path.realpath(executable),
+                     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
+                         executable))), "pyvenv.cfg")):
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                parts.append(f"{path}:absent")
+                continue
+            parts.append(f"{path}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
+    except OSError:
+        return None
+    return "interpreter " + "|".join(parts)
+
+
+def probe(executable: str, cache: Cache | None = None) -> Interpreter:
+    """The facts of ``executable``: from the cache when its fingerprint is unchanged
+    (saves a subprocess, ~80 ms), else by running the isolated probe in it."""
+    key = _fingerprint(executable) if cache is not None else None
+    if cache is not None and key is not None:
+        hit = cache.get_page(key)
+        if hit is not None and isinstance(hit.get("facts"), dict):
+            try:
+                return _interpreter(hit["facts"])
+            except (KeyError, TypeError):
+                pass
+    data = _run_probe(executable)
+    if cache is not None and key is not None:
+        cache.put_page(key, {"facts": data})
+    return _interpreter(data)
+
+
+def _run_probe(executable: str) -> dict[str, Any]:
     import packaging
 
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(packaging.__file__)))
@@ -128,7 +171,11 @@ def probe(executable: str) -> Interpreter:
     if proc.returncode != 0:
         detail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
         raise TargetError(f"the interpreter {executable} could not be queried: {detail[0]}")
-    data = json.loads(proc.stdout)
+    data: dict[str, Any] = json.loads(proc.stdout)
+    return data
+
+
+def _interpreter(data: dict[str, Any]) -> Interpreter:
     return Interpreter(
         executable=data["executable"],
         prefix=data["prefix"],
@@ -209,12 +256,13 @@ def discover(
     prefix: str | None = None,
     user: bool = False,
     break_system_packages: bool = False,
+    cache: Cache | None = None,
 ) -> Target:
     """Find the environment and build the scheme the install writes into."""
     # --target writes into a plain directory: any interpreter's tags will do, so an
     # absent venv is not an error there (pip uses its own interpreter in that case).
     exe = find_interpreter(python, system or target_dir is not None)
-    interp = probe(exe)
+    interp = probe(exe, cache)
     if target_dir is not None:
         d = os.path.abspath(target_dir)
         scheme = {
@@ -266,7 +314,7 @@ def _pick(paths: dict[str, str]) -> dict[str, str]:
     return scheme
 
 
-def for_resolving(python: str | None) -> Target:
+def for_resolving(python: str | None, cache: Cache | None = None) -> Target:
     """The interpreter a lock is resolved for: as for installs, else python3 on PATH.
 
     Nothing is installed, so neither a virtual environment nor PEP 668 is required."""
@@ -276,5 +324,5 @@ def for_resolving(python: str | None) -> Target:
         if python:
             raise
         exe = find_interpreter(None, True)
-    interp = probe(exe)
+    interp = probe(exe, cache)
     return Target(interp, _pick(interp.scheme), interp.prefix, "lock")

@@ -4,9 +4,13 @@ Scenarios (each: medians of --runs, fresh venv per run, venv creation not timed)
 - local mirror on 127.0.0.1 (filled once from PyPI with the 30-package set's wheels and
   their PEP 658 sidecars), cold cache and warm cache;
 - PyPI itself, cold and warm;
+- ``safepip lock`` against ``uv pip compile``, ``pip-compile`` and ``pip lock`` (hashes),
+  on the local mirror, cold and warm;
+- what attestation verification costs;
 - ``safepip --version``.
 
-Usage: python tests/bench.py [--runs N] [--only local|pypi] [--set FILE] [--mirror DIR]
+Usage: python tests/bench.py [--runs N] [--only local|pypi|sandbox|attest|lock] [--set FILE]
+                            [--mirror DIR]
 """
 
 from __future__ import annotations
@@ -151,6 +155,55 @@ def scenario(label: str, index: str, reqs: Path, runs: int, work: Path) -> dict[
     return results
 
 
+def lock_commands(tool: str, reqs: Path, index: str, cache: Path, out: Path) -> list[str]:
+    if tool == "safepip":
+        return [bin_of("safepip"), "lock", "-q", "-r", str(reqs), "-o", str(out),
+                "--index-url", index, "--cache-dir", str(cache), "--isolated"]
+    if tool == "uv":
+        return [bin_of("uv"), "pip", "compile", "-q", "--generate-hashes", str(reqs), "-o",
+                str(out), "--index-url", index, "--cache-dir", str(cache)]
+    if tool == "pip-compile":
+        return [bin_of("pip-compile"), "-q", "--generate-hashes", str(reqs), "-o", str(out),
+                "--index-url", index, "--cache-dir", str(cache), "--rebuild"]
+    return [sys.executable, "-m", "pip", "lock", "-q", "-r", str(reqs), "-o",
+            str(out.with_name("pylock.bench.toml")), "--index-url", index, "--cache-dir",
+            str(cache)]
+
+
+def lock_scenario(label: str, index: str, reqs: Path, runs: int,
+                  work: Path) -> dict[str, dict]:
+    """`safepip lock` against `uv pip compile --generate-hashes`, `pip-compile
+    --generate-hashes` and `pip lock`: a fresh output each time (nothing kept from an
+    earlier lock), cold and warm cache."""
+    results: dict[str, dict] = {}
+    tools = ["safepip", "uv", "pip-compile", "pip lock"]
+    for warm in (False, True):
+        key = f"lock {label} {'warm' if warm else 'cold'}"
+        times: dict[str, list[float]] = {t: [] for t in tools}
+        for _ in range(runs):
+            for tool in tools:
+                cache = work / f"lockcache-{label}-{tool.replace(' ', '-')}"
+                out = work / "locked.txt"
+                if not warm:
+                    shutil.rmtree(cache, ignore_errors=True)
+                elif not cache.exists():
+                    timed(lock_commands(tool, reqs, index, cache, out))
+                for f in (out, out.with_name("pylock.bench.toml")):
+                    f.unlink(missing_ok=True)
+                times[tool].append(timed(lock_commands(tool, reqs, index, cache, out)))
+        med = {t: statistics.median(v) for t, v in times.items()}
+        results[key] = {"median_s": {t: round(v, 3) for t, v in med.items()},
+                        "safepip/uv": round(med["safepip"] / med["uv"], 2),
+                        "safepip/pip-compile": round(med["safepip"] / med["pip-compile"], 2),
+                        "safepip/pip lock": round(med["safepip"] / med["pip lock"], 2),
+                        "runs": runs}
+        print(f"{key:>16}: " + "  ".join(f"{t} {v:.2f}s" for t, v in med.items()) +
+              f"  | safepip/uv {results[key]['safepip/uv']:.2f}  safepip/pip-compile "
+              f"{results[key]['safepip/pip-compile']:.2f}  safepip/pip-lock "
+              f"{results[key]['safepip/pip lock']:.2f}", flush=True)
+    return results
+
+
 def metadata_strategies(reqs: Path, work: Path) -> dict[str, dict[str, float]]:
     """What each way of getting a wheel's metadata costs on PyPI (sequential, one thread)."""
     from safepip.index.http import HttpClient
@@ -287,7 +340,7 @@ def version_time(runs: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--only", choices=["local", "pypi", "sandbox", "attest"])
+    ap.add_argument("--only", choices=["local", "pypi", "sandbox", "attest", "lock"])
     ap.add_argument("--set", type=Path, default=SET30)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--mirror", type=Path, help="reuse a mirror built by an earlier run")
@@ -301,13 +354,15 @@ def main() -> None:
                                 "--version"], capture_output=True, text=True,
                                env=clean_env()).stdout.strip()
             print(f"{tool}: {v}")
-        if args.only in (None, "local"):
+        if args.only in (None, "local", "lock"):
             mirror = args.mirror or work / "mirror"
             if not (mirror / "simple").is_dir():
                 build_mirror(mirror, args.set)
             srv, url = serve(mirror)
             try:
-                out.update(scenario("local", url, args.set, args.runs, work))
+                if args.only in (None, "local"):
+                    out.update(scenario("local", url, args.set, args.runs, work))
+                out.update(lock_scenario("local", url, args.set, args.runs, work))
             finally:
                 srv.shutdown()
         if args.only in (None, "pypi"):

@@ -505,3 +505,26 @@ def test_docker_host_elsewhere(index: LocalIndex, venv: Path, safepip,
     assert r.code == 0, r.text
     assert f"Docker (tcp://127.0.0.1:{port})" in r.err
     assert (site_packages(venv) / "viatcp" / "__init__.py").read_text() == "BUILT = True\n"
+
+
+def test_locked_sdist_builds_in_the_sandbox(index: LocalIndex, venv: Path, safepip,
+                                            tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lock whose package has only an sdist: its hash is required, and it is built in
+    the sandbox (no resolution: the lock says what to install)."""
+    require_backend("bwrap")
+    sd = make_backend_sdist("fromlock", "1.0")
+    index.add(sd)
+    monkeypatch.chdir(tmp_path)
+    r = safepip("lock", "--index-url", index.url, "--format", "pylock", "fromlock",
+                "--sandbox", "bwrap")
+    assert r.code == 0, r.text
+    text = (tmp_path / "pylock.toml").read_text()
+    assert "sdist = { name = \"fromlock-1.0.tar.gz\"" in text and "wheels" not in text
+    r = safepip("install", "-r", "pylock.toml", "--sandbox", "bwrap")
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "fromlock" / "__init__.py").read_text() == "BUILT = True\n"
+    # the locked hash is what the file must have
+    (tmp_path / "pylock.toml").write_text(text.replace(sd.sha256, "0" * 64))
+    r = safepip("install", "--force-reinstall", "-r", "pylock.toml", "--sandbox", "bwrap")
+    assert r.code == 1 and "0" * 64 in r.err

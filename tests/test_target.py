@@ -47,7 +47,7 @@ def _fake_system(monkeypatch: pytest.MonkeyPatch, venv: Path, stdlib: Path) -> N
     """Make the probe report ``venv`` as a system interpreter whose stdlib is ``stdlib``."""
     real = target_mod.probe
 
-    def probe(exe: str) -> target_mod.Interpreter:
+    def probe(exe: str, cache: object = None) -> target_mod.Interpreter:
         interp = real(exe)
         return dataclasses.replace(interp, base_prefix=interp.prefix, stdlib=str(stdlib))
 
@@ -124,3 +124,24 @@ def test_row28_second_install_waits_for_the_first(index: LocalIndex, venv: Path)
     assert proc.returncode == 0, err
     assert "waiting for another safepip" in err
     assert (site_packages(venv) / "lib-1.0.dist-info").is_dir()
+
+
+def test_interpreter_facts_are_cached_by_fingerprint(index: LocalIndex, venv: Path, safepip,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The probe subprocess runs once; a changed pyvenv.cfg (a rebuilt venv) runs it again."""
+    calls: list[str] = []
+    real = target_mod._run_probe
+
+    def counting(exe: str) -> dict[str, object]:
+        calls.append(exe)
+        return real(exe)
+
+    monkeypatch.setattr(target_mod, "_run_probe", counting)
+    index.add(make_wheel("lib"))
+    assert safepip("install", "--dry-run", "lib").code == 0
+    assert safepip("install", "--dry-run", "lib").code == 0
+    assert len(calls) == 1
+    cfg = venv / "pyvenv.cfg"
+    cfg.write_text(cfg.read_text() + "\n")
+    assert safepip("install", "--dry-run", "lib").code == 0
+    assert len(calls) == 2

@@ -334,11 +334,11 @@ def test_row27_failure_halfway_restores_everything(index: LocalIndex, venv: Path
     assert run("install", "-i", index.url, "lib==1.0").code == 0
     original = transaction._commit
 
-    def failing(items, target, stage, owners, fault):  # type: ignore[no-untyped-def]
+    def failing(items, target, stage, owners, fault, removals):  # type: ignore[no-untyped-def]
         def boom(n: int) -> None:
             if n == 3:
                 raise OSError(28, "No space left on device")
-        return original(items, target, stage, owners, boom)
+        return original(items, target, stage, owners, boom, removals)
 
     monkeypatch.setattr(transaction, "_commit", failing)
     with clean():

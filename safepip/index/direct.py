@@ -3,19 +3,40 @@
 from __future__ import annotations
 
 import urllib.parse
+from typing import TYPE_CHECKING
 
-from packaging.utils import canonicalize_name, parse_wheel_filename
+from packaging.utils import (
+    InvalidSdistFilename,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
 
 from safepip.errors import UsageError
 from safepip.models import Candidate, DistFile
 
+if TYPE_CHECKING:
+    from packaging.tags import Tag
+
+    from safepip.models import FileKind
+
 
 def candidate_for_link(link: str, name: str, extras: frozenset[str],
                        index_url: str = "") -> Candidate:
-    """The one candidate a direct wheel reference allows (``index_url``: the index a
-    lock file says the file came from; empty for a true direct reference)."""
+    """The one candidate a direct wheel (or, from a lock, sdist) reference allows
+    (``index_url``: the index a lock file says the file came from; empty for a true
+    direct reference)."""
     filename = urllib.parse.unquote(urllib.parse.urlsplit(link).path.rsplit("/", 1)[-1])
-    wname, version, _build, tags = parse_wheel_filename(filename)
+    kind: FileKind = "wheel"
+    tags: frozenset[Tag] = frozenset()
+    if filename.endswith(".whl"):
+        wname, version, _build, tags = parse_wheel_filename(filename)
+    else:
+        try:
+            wname, version = parse_sdist_filename(filename)
+        except InvalidSdistFilename as exc:
+            raise UsageError(f"{link}: not a wheel or sdist file name ({exc})") from exc
+        kind = "sdist"
     if wname != canonicalize_name(name):
         raise UsageError(f"{link}: the wheel is {wname}, but the requirement names {name}")
     frag = urllib.parse.urlsplit(link).fragment
@@ -29,7 +50,7 @@ def candidate_for_link(link: str, name: str, extras: frozenset[str],
         index_url=index_url,
         project=wname,
         version=version,
-        kind="wheel",
+        kind=kind,
         hashes=hashes,
         tags=tags,
     )

@@ -165,10 +165,11 @@ def read_pylock(path: str, rs: RequirementSet, markers: dict[str, str],
             raise _err(path, f"{name}: only index files are supported in locks for now")
         wheels = pkg.get("wheels") or []
         chosen = _best_wheel(path, name, version, wheels, tags)
+        if chosen is None and pkg.get("sdist") is not None:
+            chosen = _sdist(path, name, version, pkg["sdist"])  # built in the sandbox
         if chosen is None:
-            raise _err(path, f"{name} {version}: no locked wheel runs on this interpreter"
-                       + (" (building locked sdists is not supported yet)"
-                          if pkg.get("sdist") else ""))
+            raise _err(path, f"{name} {version}: no locked wheel runs on this interpreter, "
+                       "and no sdist is locked")
         url, sha = chosen
         idents = pkg.get("attestation-identities")
         if idents is not None:
@@ -196,6 +197,27 @@ def _same_host(path: str, name: str, index: str, url: str) -> None:
         return  # PyPI's files live on files.pythonhosted.org
     if urllib.parse.urlsplit(index).netloc != urllib.parse.urlsplit(url).netloc:
         raise _err(path, f"{name}: the file {url} is on another host than its index {index}")
+
+
+def _sdist(path: str, name: str, version: Version, sdist: Any) -> tuple[str, str]:
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename
+
+    if not isinstance(sdist, dict):
+        raise _err(path, f"{name}: sdist is not a table")
+    url, hashes = sdist.get("url"), sdist.get("hashes")
+    if not isinstance(url, str) or not isinstance(hashes, dict):
+        raise _err(path, f"{name}: an sdist without url or hashes")
+    if "sha256" not in hashes:
+        raise _err(path, f"{name}: {sdist.get('name', url)} has no sha256 (only "
+                   f"{', '.join(sorted(hashes)) or 'no hashes'})")
+    filename = str(sdist.get("name") or url.rsplit("/", 1)[-1])
+    try:
+        sname, sver = parse_sdist_filename(filename)
+    except InvalidSdistFilename as exc:
+        raise _err(path, f"{name}: {exc}") from exc
+    if sname != name or sver != version:
+        raise _err(path, f"{name} {version}: the sdist {filename} is {sname} {sver}")
+    return url, str(hashes["sha256"]).lower()
 
 
 def _best_wheel(path: str, name: str, version: Version, wheels: list[Any],
