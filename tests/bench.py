@@ -38,8 +38,11 @@ PYPI = "https://pypi.org/simple/"
 
 
 def clean_env() -> dict[str, str]:
+    # PYTHONDONTWRITEBYTECODE (set on the CI machines) would make every safepip run
+    # compile its own modules again; installed from a wheel they are compiled once
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIP_", "UV_", "SAFEPIP_")) and k != "VIRTUAL_ENV"}
+           if not k.startswith(("PIP_", "UV_", "SAFEPIP_"))
+           and k not in ("VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
     env["PIP_CONFIG_FILE"] = os.devnull
     env["UV_NO_CONFIG"] = "1"
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"

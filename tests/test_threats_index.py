@@ -212,3 +212,22 @@ def test_metadata_sidecar_hash_checked(index: LocalIndex, venv: Path, safepip, c
         r = safepip("install", "lib")
     assert r.code == 1
     assert "lib-1.0-py3-none-any.whl.metadata: the index says sha256:" in r.err
+
+
+@pytest.mark.parametrize(("headers", "fresh_for"), [
+    ({"cache-control": "max-age=600, public"}, 600),
+    ({"cache-control": "no-cache", "last-modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, 0),
+    ({"expires": "Mon, 01 Jan 2024 00:10:00 GMT",
+      "last-modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, 0),
+    # RFC 9111's heuristic: a tenth of the page's age, at most ten minutes
+    ({"date": "Mon, 01 Jan 2024 00:30:00 GMT",
+      "last-modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, 180),
+    ({"date": "Tue, 02 Jan 2024 00:00:00 GMT",
+      "last-modified": "Mon, 01 Jan 2024 00:00:00 GMT"}, 600),
+    ({"last-modified": "not a date"}, 0),
+    ({}, 0),
+])
+def test_page_freshness(headers: dict[str, str], fresh_for: int) -> None:
+    from safepip.index.simple import _max_age
+
+    assert _max_age(headers) == fresh_for

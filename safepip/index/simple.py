@@ -289,8 +289,11 @@ class IndexClient:
                 headers["If-Modified-Since"] = str(cached["last_modified"])
         resp = self.http.get(url, headers)
         if resp.status == 304 and cached is not None:
-            cached["max_age"] = _max_age(resp.headers) if resp.headers.get(
-                "cache-control") else cached.get("max_age", 0)
+            # the 304's headers, with the page's own Last-Modified when it does not repeat it
+            headers = dict(resp.headers)
+            if cached.get("last_modified") and "last-modified" not in headers:
+                headers["last-modified"] = str(cached["last_modified"])
+            cached["max_age"] = _max_age(headers)
             self.cache.put_page(url, cached)
             return self._parse(cached, index_url, name)
         if resp.status == 404:
@@ -334,7 +337,13 @@ class IndexClient:
         return None
 
 
+HEURISTIC_MAX = 600  # seconds: PyPI's own max-age for simple pages
+
+
 def _max_age(headers: dict[str, str]) -> int:
+    """How long a page stays fresh: its Cache-Control max-age; without one, RFC 9111's
+    heuristic (a tenth of the time since Last-Modified, as browsers and uv do), capped at
+    PyPI's own ten minutes; no-cache / no-store: revalidate every time."""
     cc = headers.get("cache-control", "")
     for part in cc.split(","):
         part = part.strip().lower()
@@ -345,4 +354,14 @@ def _max_age(headers: dict[str, str]) -> int:
                 return max(0, int(part.split("=", 1)[1]))
             except ValueError:
                 return 0
-    return 0
+    if cc.strip() or "expires" in headers:
+        return 0  # explicit caching rules we do not interpret further: revalidate
+    from email.utils import parsedate_to_datetime
+
+    try:
+        modified = parsedate_to_datetime(headers["last-modified"]).timestamp()
+        now = parsedate_to_datetime(headers["date"]).timestamp() if "date" in headers \
+            else time.time()
+    except (KeyError, TypeError, ValueError, IndexError):
+        return 0
+    return int(min(HEURISTIC_MAX, max(0.0, (now - modified) / 10)))
