@@ -247,6 +247,12 @@ def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--only-binary", action="append", default=[], metavar="NAMES")
     g.add_argument("--no-binary", action="append", default=[], metavar="NAMES")
     g.add_argument("--python", metavar="PATH", help="resolve for this interpreter")
+    g.add_argument("--python-version", metavar="X.Y",
+                   help="resolve for this Python version instead of the interpreter's")
+    g.add_argument("--platform", metavar="PLATFORM",
+                   help="resolve for this platform: manylinux_2_28_x86_64, "
+                        "musllinux_1_2_aarch64, macosx_12_0_arm64, win_amd64, or linux, "
+                        "linux-arm64, macos, macos-x86_64, windows")
     _add_index_options(p.add_argument_group("package index"))
     g = p.add_argument_group("builds, attestations, output and cache")
     _add_sandbox_options(g)
@@ -493,7 +499,8 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
     request = pipeline.InstallRequest(
         reqs=rs, dry_run=True, for_lock=True, preferred=preferred, python=args.python,
         sandbox=args.sandbox, unsafe_build_on_host=args.unsafe_build_on_host,
-        limits=_limits(args), attest=_attest_policy(args))
+        limits=_limits(args), attest=_attest_policy(args),
+        python_version=args.python_version, platform=args.platform)
     outcome = pipeline.run(request, cfg, ui)
     identities = {name: att.verified.publisher for name, att in outcome.attestations.items()
                   if att.verified is not None}
@@ -505,8 +512,14 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
         text = pylock.render(outcome.pins, outcome.files, outcome.target.interpreter.markers,
                              identities)
     else:
+        from safepip.platforms import describe
+
         text = lock.render(outcome.pins, outcome.files,
-                           outcome.target.interpreter.version, command, identities)
+                           outcome.target.interpreter.version, command, identities,
+                           describe(args.python_version, args.platform,
+                                    outcome.target.interpreter)
+                           if args.python_version or args.platform else
+                           "this interpreter and platform")
     if args.check:
         try:
             with open(args.output_file, encoding="utf-8") as f:

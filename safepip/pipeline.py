@@ -68,6 +68,8 @@ class InstallRequest:
     limits: Limits = field(default_factory=Limits)
     attest: Policy = field(default_factory=Policy)
     sync: bool = False  # also remove what the requirements do not list (safepip sync)
+    python_version: str | None = None  # lock for another target than this interpreter
+    platform: str | None = None
     data_dir: str | None = None  # where the publisher trust store lives
 
 
@@ -125,6 +127,11 @@ def run(request: InstallRequest, cfg: Config, ui: UI) -> Outcome:
             prefix=request.prefix, user=request.user,
             break_system_packages=request.break_system_packages, cache=cache,
         )
+        if request.for_lock and (request.python_version or request.platform):
+            from safepip.platforms import foreign
+
+            target = dataclasses.replace(target, interpreter=foreign(
+                target.interpreter, request.python_version, request.platform))
         ui.detail(f"target: {target.describe()}")
         for note in cfg.notes:
             ui.detail(note)

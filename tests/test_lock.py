@@ -275,3 +275,36 @@ def test_sync_refused_changes_nothing(index: LocalIndex, venv: Path, safepip, cl
     with clean(req):
         r = safepip("sync", str(req))
     assert r.code == 1 and "sha256" in r.err
+
+
+def test_lock_for_another_python_and_platform(index: LocalIndex, safepip,
+                                              tmp_path: Path) -> None:
+    """--python-version / --platform: tags, markers and Requires-Python of that target."""
+    import tomllib
+
+    index.add(make_wheel("app", "1.0", requires=["lib", "winonly; sys_platform == 'win32'"]))
+    index.add(make_wheel("lib", "1.0"))
+    index.add(make_wheel("lib", "2.0", requires_python=">=3.12"), requires_python=">=3.12")
+    index.add(make_wheel("winonly", "1.0", tag="cp312-cp312-win_amd64"))
+    r = safepip("lock", "--index-url", index.url, "app")
+    assert r.code == 0, r.text
+    text = (tmp_path / "requirements.txt").read_text()
+    assert "lib==1.0" in text and "winonly" not in text
+    r = safepip("lock", "--index-url", index.url, "app", "--python-version", "3.12",
+                "--platform", "windows", "-o", "win.txt")
+    assert r.code == 0, r.text
+    text = (tmp_path / "win.txt").read_text()
+    assert "# (resolved for Python 3.12 on win_amd64), by the following command:" in text
+    assert "lib==2.0" in text and "winonly==1.0" in text
+    r = safepip("lock", "--index-url", index.url, "app", "--python-version", "3.12",
+                "--platform", "win_amd64", "-o", "pylock.toml")
+    assert r.code == 0, r.text
+    data = tomllib.loads((tmp_path / "pylock.toml").read_text())
+    assert data["environments"] == ["python_version == '3.12' and sys_platform == 'win32' "
+                                    "and platform_machine == 'AMD64'"]
+    # a wheel only for Windows does not make a Linux lock
+    r = safepip("lock", "--index-url", index.url, "winonly", "--python-version", "3.12",
+                "--platform", "manylinux_2_28_x86_64", "-o", "linux.txt")
+    assert r.code == 1 and "winonly" in r.err
+    r = safepip("lock", "--index-url", index.url, "app", "--platform", "solaris")
+    assert r.code == 2 and "--platform solaris: not a platform safepip knows" in r.err
