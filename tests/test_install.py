@@ -364,3 +364,20 @@ def test_link_mode_hardlink(index: LocalIndex, venv: Path, safepip, tmp_path: Pa
     r = safepip("install", "--link-mode", "hardlink", "lib")
     assert r.code == 0, r.text
     assert py(venv, "import lib; print(lib.v)") == "good"
+
+
+def test_requires_python_only_in_metadata_backtracks(index: LocalIndex, venv: Path,
+                                                     safepip) -> None:
+    """An index that does not list Requires-Python: the metadata's is found when the
+    candidate is looked at, and the resolver goes back to an older version (pip's
+    behaviour), or says which Python was needed."""
+    index.add(make_wheel("lib", "1.0"))
+    index.add(make_wheel("lib", "2.0", requires_python=">=3.99"))
+    r = safepip("install", "lib")
+    assert r.code == 0, r.text
+    assert (site_packages(venv) / "lib-1.0.dist-info").is_dir()
+    r = safepip("install", "--dry-run", "lib==2.0")
+    assert r.code == 1
+    assert "this environment's Python 3.11" in r.err
+    assert ("Python >=3.99 (its metadata requires Python >=3.99; the index said nothing) "
+            "(required by lib 2.0)") in r.err

@@ -9,7 +9,7 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Re
 
 from safepip.errors import ResolutionError
 from safepip.models import Candidate, Pin
-from safepip.resolve.provider import Options, Provider, Req
+from safepip.resolve.provider import PYTHON, Options, Provider, Req
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -36,6 +36,11 @@ def _impossible_message(exc: ResolutionImpossible, provider: Provider) -> str:  
     lines = []
     for name in names:
         reqs = [c for c in causes if c.requirement.name == name]
+        if name == PYTHON:
+            lines.append(f"this environment's Python {provider.opts.python_version} is not "
+                         "what these need:")
+            lines.extend(f"  - {_describe(c.requirement, c.parent)}" for c in reqs)
+            continue
         page_known = name in provider.skipped
         lines.append(f"no version of {name} satisfies all of:")
         lines.extend(f"  - {_describe(c.requirement, c.parent)}" for c in reqs)
@@ -96,6 +101,8 @@ def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
         user_sources.setdefault(r.name, set()).add(
             src if src == "command line" else f"-r {src}")
     for ident, cand in result.mapping.items():
+        if cand.name == PYTHON:
+            continue
         parents = via.setdefault(cand.name, set())
         for parent in result.graph.iter_parents(ident):
             if parent is None:
@@ -105,7 +112,8 @@ def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
                 if base != cand.name:
                     parents.add(base)
     for ident, cand in result.mapping.items():
-        if cand.name in seen or ("[" in ident and cand.name in result.mapping):
+        if cand.name == PYTHON or cand.name in seen or (
+                "[" in ident and cand.name in result.mapping):
             continue
         seen.add(cand.name)
         pins.append(Pin(

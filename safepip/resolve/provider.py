@@ -19,7 +19,7 @@ import contextlib
 import functools
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.tags import Tag, parse_tag
@@ -27,7 +27,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
-from safepip.errors import BuildRequiredError, MetadataError
+from safepip.errors import BuildRequiredError
 from safepip.models import Candidate
 
 if TYPE_CHECKING:
@@ -68,6 +68,12 @@ class Req:
             link=link,
             text=str(req),
         )
+
+
+# The interpreter, as a requirement: a candidate whose metadata needs another Python
+# than the index said depends on it, cannot be satisfied, and is backtracked over (as
+# pip's RequiresPythonRequirement does) instead of stopping the resolution.
+PYTHON = cast("NormalizedName", "<python>")
 
 
 def identify(name: str, extras: frozenset[str]) -> str:
@@ -115,6 +121,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self._by_version: dict[str, dict[Version, list[DistFile]]] = {}
         self._best: dict[tuple[str, Version, bool], DistFile | None] = {}
         self.metadata_by_candidate: dict[tuple[str, Version], Metadata] = {}
+        # candidates whose metadata needs another Python: their Requires-Python
+        self.python_mismatch: dict[tuple[str, Version], str] = {}
 
     # -- fetching, memoized and prefetched ------------------------------------------
 
@@ -136,7 +144,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
 
     def prefetch(self, reqs: Iterable[Req]) -> None:
         for r in reqs:
-            if r.link:
+            if r.link or r.name == PYTHON:
                 continue
             fut = self.page_future(r.name)
             fut.add_done_callback(functools.partial(self._prefetch_best, r))
@@ -252,6 +260,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Candidate]]) -> Matches[Candidate]:
         reqs = list(requirements[identifier])
+        if identifier == PYTHON:
+            current = self.opts.python_version
+            ok = all(r.specifier.contains(current, prereleases=True) for r in reqs)
+            return [Candidate(PYTHON, current, frozenset(), None)] if ok else []
         bad = {c.version for c in incompatibilities[identifier]}
         name = reqs[0].name if reqs else canonicalize_name(identifier.split("[")[0])
         extras = frozenset().union(*(r.extras for r in reqs)) if reqs else frozenset()
@@ -339,6 +351,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                 not from_user, "[" in identifier, identifier)
 
     def is_satisfied_by(self, requirement: Req, candidate: Candidate) -> bool:
+        if requirement.name == PYTHON:
+            return requirement.specifier.contains(candidate.version, prereleases=True)
         if requirement.link:
             if candidate.dist is None:  # installed, kept for a lock's file (find_matches)
                 return (requirement.link in self.opts.link_index
@@ -369,19 +383,22 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                         self.opts.python_version, prereleases=True)
                 except InvalidSpecifier:
                     ok = True
-                if not ok:
-                    raise MetadataError(
-                        f"{candidate.dist.filename}: its metadata requires Python "
-                        f"{md.requires_python}, this environment has "
-                        f"{self.opts.python_version} (the index said "
-                        f"{candidate.dist.requires_python or 'nothing'})"
-                    )
+                if not ok:  # get_dependencies turns this into a requirement on Python
+                    self.python_mismatch[key] = md.requires_python
         self.metadata_by_candidate[key] = md
         return md
 
     def get_dependencies(self, candidate: Candidate) -> Iterable[Req]:
+        if candidate.name == PYTHON:
+            return []
         md = self.candidate_metadata(candidate)
         source = f"{candidate.name} {candidate.version}"
+        needs = self.python_mismatch.get((candidate.name, candidate.version))
+        if needs is not None:
+            said = candidate.dist.requires_python if candidate.dist is not None else None
+            return [Req(PYTHON, frozenset(), SpecifierSet(needs), source, None,
+                        f"Python {needs} (its metadata requires Python {needs}; the index "
+                        f"said {said or 'nothing'})")]
         deps: list[Req] = []
         if candidate.extras:
             # name[extra] depends on name itself at exactly this version
