@@ -252,3 +252,22 @@ def test_first_publisher_is_recorded_and_then_required(tmp_path: Path) -> None:
         judge([gone], again, {}, Policy())
     # a refused run changes nothing
     assert not again.changed
+
+
+def test_publisher_identity_of_other_kinds() -> None:
+    """CircleCI publishers are told apart by project (not all "circleci:" alike); a kind
+    safepip does not know is compared on all its fields."""
+    a = Publisher.from_provenance({"kind": "CircleCI", "project_id": "p-1",
+                                   "pipeline_definition_id": "d-1",
+                                   "vcs_origin": "github.com/o/r"})
+    b = Publisher.from_provenance({"kind": "CircleCI", "project_id": "p-1",
+                                   "pipeline_definition_id": "d-2"})
+    c = Publisher.from_provenance({"kind": "CircleCI", "project_id": "p-2",
+                                   "pipeline_definition_id": "d-1"})
+    assert a.key == b.key == "circleci:p-1" != c.key
+    assert a.describe() == "CircleCI project p-1 (github.com/o/r)"
+    assert Publisher.parse(a.spec).key == a.key
+    assert Publisher.from_record(a.as_dict()) == a
+    x = Publisher.from_provenance({"kind": "Future", "org": "o", "pipeline": "p"})
+    y = Publisher.from_provenance({"kind": "Future", "org": "o", "pipeline": "q"})
+    assert x.key != y.key and x.key != "future:"
