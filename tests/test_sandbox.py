@@ -528,3 +528,80 @@ def test_locked_sdist_builds_in_the_sandbox(index: LocalIndex, venv: Path, safep
     (tmp_path / "pylock.toml").write_text(text.replace(sd.sha256, "0" * 64))
     r = safepip("install", "--force-reinstall", "-r", "pylock.toml", "--sandbox", "bwrap")
     assert r.code == 1 and "0" * 64 in r.err
+
+
+def _setuptools_wheel(tmp: Path) -> Path:
+    """A setuptools wheel new enough to build wheels by itself (>= 70.1, no `wheel`
+    needed): one already on this machine (virtualenv's embedded seeds, ensurepip's or
+    Debian's bundled copies), else downloaded once from PyPI."""
+    import glob
+
+    from packaging.version import Version
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = [str(root / ".dev" / "lib" / "python3*" / "site-packages" / "virtualenv" /
+                    "seed" / "wheels" / "embed" / "setuptools-*.whl"),
+                "/usr/share/python-wheels/setuptools-*.whl"]
+    try:
+        import ensurepip
+
+        patterns.append(os.path.join(os.path.dirname(ensurepip.__file__), "_bundled",
+                                     "setuptools-*.whl"))
+    except ImportError:
+        pass
+    found = [Path(p) for pat in patterns for p in glob.glob(pat)
+             if Version(Path(p).name.split("-")[1]) >= Version("70.1")]
+    if found:
+        return max(found, key=lambda p: Version(p.name.split("-")[1]))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    proc = subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps",
+                           "--only-binary", ":all:", "-d", str(tmp), "setuptools>=70.1",
+                           "--index-url", "https://pypi.org/simple"],
+                          capture_output=True, text=True, env=env, check=False)
+    got = sorted(tmp.glob("setuptools-*.whl"))
+    if proc.returncode != 0 or not got:
+        why = "no setuptools>=70.1 wheel on this machine, and PyPI cannot be reached"
+        if os.environ.get("SAFEPIP_REQUIRE_SANDBOX") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    return got[-1]
+
+
+def test_setuptools_sdist_with_setuptools_from_the_local_index(
+        index: LocalIndex, venv: Path, safepip, backend: str, tmp_path: Path) -> None:
+    """A classic setup.py sdist: its build dependency (setuptools) is resolved on the
+    host from the local index, hash-checked, and handed to the sandbox as the wheelhouse."""
+    import io
+    import tarfile
+    import zipfile
+
+    from tests.factory import Built
+
+    whl = _setuptools_wheel(tmp_path)
+    version = whl.name.split("-")[1]
+    with zipfile.ZipFile(whl) as zf:
+        md = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
+    index.add(Built(whl.name, whl.read_bytes(), md, "setuptools", version))
+    root = "classic_pkg-1.0"
+    files = {
+        f"{root}/PKG-INFO": b"Metadata-Version: 2.1\nName: classic-pkg\nVersion: 1.0\n",
+        f"{root}/pyproject.toml": b'[build-system]\nrequires = ["setuptools"]\n'
+                                  b'build-backend = "setuptools.build_meta"\n',
+        f"{root}/setup.py": b"from setuptools import setup\n"
+                            b"setup(name='classic-pkg', version='1.0', py_modules=['classic'])\n",
+        f"{root}/classic.py": b"ANSWER = 42\n",
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        for path, data in files.items():
+            ti = tarfile.TarInfo(path)
+            ti.size = len(data)
+            tf.addfile(ti, io.BytesIO(data))
+    index.add(Built(f"{root}.tar.gz", buf.getvalue(), b"", "classic-pkg", "1.0"))
+    r = safepip("install", "--sandbox", backend, "classic-pkg")
+    assert r.code == 0, r.text
+    assert f"in the {backend} sandbox" in r.err
+    assert index.requests_for(f"/files/{whl.name}")  # setuptools came from the local index
+    assert (site_packages(venv) / "classic.py").read_text() == "ANSWER = 42\n"
+    assert not (site_packages(venv) / "setuptools").exists()  # a build dependency only
