@@ -275,6 +275,11 @@ def _add_sandbox_cmd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                          help="build the sandbox image / root filesystem from Debian packages")
     bi.add_argument("--rootfs", help="where the root filesystem goes (bubblewrap's root)")
     bi.add_argument("--image", help="the Docker image name to import it as")
+    bi.add_argument("--from", dest="base", metavar="IMAGE",
+                    help="build the Docker image on this base image with Python instead "
+                         "(e.g. python:3.12-slim-bookworm, or your registry's mirror of "
+                         "it), through the Docker API; bubblewrap's root is not touched")
+    bi.add_argument("-v", "--verbose", action="count", default=0, help="show the build")
 
 
 def _add_trust(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -545,6 +550,15 @@ def _sandbox(args: argparse.Namespace, ui: UI) -> int:
     from safepip.sandbox.docker_backend import image_name
     from safepip.sandbox.select import choose, close
 
+    if args.sandbox_command == "build-image" and args.base:
+        from safepip.sandbox.docker_backend import build_image
+
+        tag = args.image or image_name()
+        version = build_image(args.base, tag, on_line=ui.detail)
+        when = "" if tag == image_name() else f" when SAFEPIP_SANDBOX_IMAGE={tag}"
+        print(f"built {tag} on {args.base}: Python {version} with compilers; Docker "
+              f"builds use it{when}")
+        return 0
     if args.sandbox_command == "build-image":
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sandbox",
                               "build-base.sh")

@@ -9,6 +9,7 @@ skipping them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -605,3 +606,34 @@ def test_setuptools_sdist_with_setuptools_from_the_local_index(
     assert index.requests_for(f"/files/{whl.name}")  # setuptools came from the local index
     assert (site_packages(venv) / "classic.py").read_text() == "ANSWER = 42\n"
     assert not (site_packages(venv) / "setuptools").exists()  # a build dependency only
+
+
+def test_image_built_from_a_base_image(index: LocalIndex, venv: Path, safepip,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`build-image --from IMAGE`: the Dockerfile path, through the API (here on the
+    Debian-packages image, since no registry can be reached), then used for a build."""
+    import uuid
+
+    from safepip.sandbox.docker_backend import DEFAULT_IMAGE
+
+    require_backend("docker")
+    tag = f"safepip-test-derived:{uuid.uuid4().hex[:8]}"
+    r = safepip("sandbox", "build-image", "--from", DEFAULT_IMAGE, "--image", tag)
+    try:
+        assert r.code == 0, r.text
+        assert f"built {tag} on {DEFAULT_IMAGE}: Python 3.11 with compilers" in r.out
+        monkeypatch.setenv("SAFEPIP_SANDBOX_IMAGE", tag)
+        index.add(make_backend_sdist("derived", "1.0"))
+        r = safepip("install", "--sandbox", "docker", "derived")
+        assert r.code == 0, r.text
+        assert tag in r.err
+    finally:
+        import docker
+
+        client = docker.from_env()
+        with contextlib.suppress(docker.errors.DockerException):
+            client.images.remove(tag, force=True)
+        client.close()
+    r = safepip("sandbox", "build-image", "--from", "safepip-test/no-such-image:1",
+                "--image", tag)
+    assert r.code == 1 and "is not here and cannot be pulled" in r.err

@@ -313,3 +313,61 @@ class DockerSandbox:
                     with open(target, "wb") as f:
                         f.write(src.read())
                 # links and anything else in the output are dropped, never followed
+
+
+def build_image(base: str, tag: str, on_line: Any = None) -> str:
+    """Build the sandbox image on ``base`` (an image with Python) through the engine's
+    API (local or ``DOCKER_HOST``); return its Python version. The build context is just
+    the Dockerfile shipped with safepip."""
+    try:
+        import docker
+        import docker.errors
+    except ImportError as exc:
+        raise SandboxError("the docker SDK is not installed") from exc
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "Dockerfile"), "rb") as f:
+        dockerfile = f.read()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tf.addfile(info, io.BytesIO(dockerfile))
+    buf.seek(0)
+    try:
+        client = docker.from_env(timeout=600)
+    except docker.errors.DockerException as exc:
+        raise SandboxError(f"no Docker engine answered: {exc}",
+                           hint="start Docker, or set DOCKER_HOST") from exc
+    try:
+        try:
+            client.images.get(base)
+        except docker.errors.ImageNotFound:
+            if on_line:
+                on_line(f"pulling {base} ...")
+            try:
+                client.images.pull(base)
+            except docker.errors.APIError as exc:
+                raise SandboxError(
+                    f"the base image {base} is not here and cannot be pulled: {exc}",
+                    hint="--from an image your site has (a mirror of python:3.X-slim), or "
+                         "`safepip sandbox build-image` without --from (Debian packages "
+                         "only)") from exc
+        try:
+            for chunk in client.api.build(fileobj=buf, custom_context=True, tag=tag, rm=True,
+                                          forcerm=True, buildargs={"BASE": base},
+                                          decode=True, pull=False):
+                if "error" in chunk:
+                    raise SandboxError(f"building {tag} on {base} failed: "
+                                       f"{str(chunk['error']).strip()}")
+                line = str(chunk.get("stream", "")).rstrip()
+                if line and on_line:
+                    on_line(line)
+        except docker.errors.APIError as exc:
+            raise SandboxError(f"building {tag} on {base} failed: {exc}") from exc
+        out = client.containers.run(tag, ["python3", "-c", "import sys; print("
+                                          "'%d.%d' % sys.version_info[:2])"],
+                                    network_disabled=True, remove=True)
+        return bytes(out).decode().strip()
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
