@@ -134,10 +134,10 @@ def _add_what_to_install(p: argparse.ArgumentParser) -> None:
 
 
 def _add_sandbox_options(g: argparse._ArgumentGroup) -> None:
-    g.add_argument("--sandbox", choices=["auto", "docker", "bwrap"],
+    g.add_argument("--sandbox", choices=["auto", "docker", "podman", "bwrap"],
                    default=os.environ.get("SAFEPIP_SANDBOX", "auto"),
                    help="where source builds run (auto: Docker if its engine answers, else "
-                        "bubblewrap)")
+                        "Podman's socket, else bubblewrap)")
     g.add_argument("--unsafe-build-on-host", action="store_true",
                    help="build sources on this machine, with your rights: NOT sandboxed")
     g.add_argument("--build-timeout", type=float, metavar="SECONDS",
@@ -269,7 +269,7 @@ def _add_sandbox_cmd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
                        description="Inspect or prepare the sandbox that builds run in.")
     ssub = p.add_subparsers(dest="sandbox_command", metavar="ACTION", required=True)
     st = ssub.add_parser("status", help="which backend builds would use, and why")
-    st.add_argument("--sandbox", choices=["auto", "docker", "bwrap"],
+    st.add_argument("--sandbox", choices=["auto", "docker", "podman", "bwrap"],
                     default=os.environ.get("SAFEPIP_SANDBOX", "auto"))
     bi = ssub.add_parser("build-image",
                          help="build the sandbox image / root filesystem from Debian packages")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Prepare a Debian/Ubuntu machine (as root) to run safepip's sandboxed builds and their
-# tests: Docker engine, bubblewrap and debootstrap from apt, dockerd started if it is not
-# running, then the sandbox root filesystem and image (build-base.sh). Idempotent.
+# tests: Docker engine, Podman, bubblewrap and debootstrap from apt, dockerd and Podman's
+# Docker-compatible service started if they are not running, then the sandbox root
+# filesystem and image (build-base.sh), imported into Podman too. Idempotent.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 
@@ -9,6 +10,7 @@ need=()
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v bwrap >/dev/null || need+=(bubblewrap)
 command -v debootstrap >/dev/null || need+=(debootstrap)
+command -v podman >/dev/null || need+=(podman)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
     echo "missing: ${need[*]} (install them, or run this as root on Debian/Ubuntu)" >&2
@@ -30,3 +32,26 @@ if ! docker info >/dev/null 2>&1; then
 fi
 
 "$here/build-base.sh"
+
+# Podman, through its Docker-compatible API (what `--sandbox podman` uses)
+if command -v podman >/dev/null && [ "$(id -u)" = 0 ]; then
+  sock=/run/podman/podman.sock
+  if ! curl -s --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; then
+    mkdir -p /run/podman
+    (podman system service --time=0 "unix://$sock" >/var/log/safepip-podman.log 2>&1 &)
+    for _ in $(seq 1 30); do
+      curl -s --unix-socket "$sock" http://d/_ping >/dev/null 2>&1 && break
+      sleep 1
+    done
+  fi
+  rootfs=${SAFEPIP_ROOTFS:-/var/lib/safepip/rootfs-bookworm}
+  image=${SAFEPIP_SANDBOX_IMAGE:-safepip-sandbox:bookworm}
+  stamp=$rootfs.podman-imported
+  if [ ! -e "$stamp" ] || [ "$rootfs/.safepip-complete" -nt "$stamp" ] \
+      || ! podman image exists "$image"; then
+    tar -C "$rootfs" -c . | podman import -q \
+        --change 'USER 65534:65534' --change 'WORKDIR /src' \
+        --change 'ENV PATH=/usr/local/bin:/usr/bin:/bin' - "$image" >/dev/null
+    touch "$stamp"
+  fi
+fi

@@ -47,7 +47,7 @@ def require_backend(mode: str) -> str:
     return mode
 
 
-@pytest.fixture(params=["bwrap", "docker"])
+@pytest.fixture(params=["bwrap", "docker", "podman"])
 def backend(request: pytest.FixtureRequest) -> str:
     return require_backend(str(request.param))
 
@@ -79,6 +79,7 @@ def test_static_metadata_needs_no_sandbox(index: LocalIndex, venv: Path, safepip
     """PEP 643: a non-dynamic PKG-INFO is read, no code runs to resolve."""
     monkeypatch.setenv("SAFEPIP_ROOTFS", "/nonexistent")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    monkeypatch.setenv("SAFEPIP_PODMAN_HOST", "unix:///nonexistent-podman.sock")
     index.add(make_backend_sdist("staticmd", "1.0", static_metadata=True))
     r = safepip("install", "--dry-run", "staticmd")
     assert r.code == 0, r.text
@@ -89,6 +90,7 @@ def test_no_sandbox_refuses_to_build(index: LocalIndex, venv: Path, safepip, cle
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SAFEPIP_ROOTFS", "/nonexistent")
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    monkeypatch.setenv("SAFEPIP_PODMAN_HOST", "unix:///nonexistent-podman.sock")
     index.add(make_backend_sdist("needsbuild", "1.0"))
     with clean():
         r = safepip("install", "needsbuild")

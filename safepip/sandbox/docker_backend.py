@@ -25,16 +25,33 @@ if TYPE_CHECKING:
     from safepip.sandbox import RunSpec
 
 DEFAULT_IMAGE = "safepip-sandbox:bookworm"
+# open files per build process: enough for parallel C++ builds, and set explicitly
+# (with nproc) because engines differ: Podman asks for 1048576 by default, which a
+# service whose own limit is lower cannot grant ("error setting rlimit type 7")
+NOFILE = 8192
 
-# Waits for the go-file, runs the command (argv[1:]), writes its exit code, and stays
-# alive so that /out can still be read (the volumes go when the container stops).
+
+def _ulimits(pids: int = 64) -> list[Any]:
+    """nofile and nproc, explicitly (nproc also backs the cgroup's pids limit)."""
+    from docker.types import Ulimit
+
+    return [Ulimit(name="nofile", soft=NOFILE, hard=NOFILE),
+            Ulimit(name="nproc", soft=pids, hard=pids)]
+
+# Waits for the go-file, runs the command (argv[1:]) with only safepip's environment,
+# writes its exit code, and stays alive so that /out can still be read (the volumes go
+# when the container stops).
 _BOOT = (
     "import os,subprocess,sys,time\n"
     "t=time.time()\n"
     "while not os.path.exists('/tmp/.safepip-go'):\n"
     "    if time.time()-t>300: sys.exit(97)\n"
     "    time.sleep(0.01)\n"
-    "rc=subprocess.call(sys.argv[1:])\n"
+    # only the variables safepip set reach the build (engines add their own: Podman
+    # sets container=podman and TERM)
+    "keep=set(os.environ.pop('SAFEPIP_ENV_KEYS','').split(','))\n"
+    "env={k:v for k,v in os.environ.items() if k in keep}\n"
+    "rc=subprocess.call(sys.argv[1:],env=env)\n"
     "open('/tmp/.safepip-rc','w').write(str(rc))\n"
     "time.sleep(600)\n"
 )
@@ -89,10 +106,14 @@ class DockerSandbox:
 
     name = "docker"
 
-    def __init__(self, image: str | None = None) -> None:
+    def __init__(self, image: str | None = None, host: str | None = None,
+                 name: str = "docker") -> None:
         self.image = image or image_name()
+        self.host = host  # None: DOCKER_HOST or the local engine
+        self.name = name
         self._client: Any = None
         self._error: str | None = None
+        self._podman: bool | None = None
 
     @property
     def client(self) -> Any:
@@ -100,7 +121,8 @@ class DockerSandbox:
             try:
                 import docker
 
-                self._client = docker.from_env(timeout=60)
+                self._client = (docker.DockerClient(base_url=self.host, timeout=60)
+                                if self.host else docker.from_env(timeout=60))
                 self._client.ping()
             except Exception as exc:  # noqa: BLE001 - the SDK raises many kinds
                 self._error = f"no Docker engine answered ({type(exc).__name__}: {exc})"
@@ -131,17 +153,43 @@ class DockerSandbox:
         return []
 
     def describe(self) -> str:
-        host = os.environ.get("DOCKER_HOST", "the local engine")
-        return f"Docker ({host}), image {self.image}"
+        host = self.host or os.environ.get("DOCKER_HOST", "the local engine")
+        engine = "Podman" if self.name == "podman" else "Docker"
+        return f"{engine} ({host}), image {self.image}"
+
+    @property
+    def is_podman(self) -> bool:
+        """Is the engine Podman's Docker-compatible service?"""
+        if self._podman is None:
+            try:
+                components = self.client.version().get("Components") or []
+                self._podman = any("podman" in str(c.get("Name", "")).lower()
+                                   for c in components)
+            except Exception:  # noqa: BLE001 - unknown: assume Docker
+                self._podman = False
+        return self._podman
 
     def identity(self) -> str:
-        return str(self.client.images.get(self.image).id)
+        try:
+            return str(self.client.images.get(self.image).id)
+        except SandboxError:
+            raise
+        except Exception as exc:  # the SDK raises many kinds
+            raise SandboxError(f"the image {self.image} cannot be inspected: {exc}",
+                               hint="safepip sandbox build-image") from exc
 
     def python_tag(self) -> str:
-        out = self.client.containers.run(
-            self.image, ["python3", "-I", "-S", "-c",
-                         "import sys;print('cp%d%d' % sys.version_info[:2])"],
-            network_mode="none", remove=True, user=f"{BUILD_UID}:{BUILD_UID}")
+        try:
+            out = self.client.containers.run(
+                self.image, ["python3", "-I", "-S", "-c",
+                             "import sys;print('cp%d%d' % sys.version_info[:2])"],
+                network_mode="none", remove=True, user=f"{BUILD_UID}:{BUILD_UID}",
+                ulimits=_ulimits())
+        except SandboxError:
+            raise
+        except Exception as exc:  # the SDK raises many kinds
+            raise SandboxError(f"the engine cannot run a container of {self.image}: "
+                               f"{_short(exc)}", hint="see `safepip sandbox status`") from exc
         return bytes(out).decode().strip()
 
     def run(self, spec: RunSpec) -> RunResult:
@@ -158,18 +206,26 @@ class DockerSandbox:
         uid = gid = BUILD_UID
         if spec.in_place:
             # an editable build sees the project itself, at its own path, as its owner
-            if os.environ.get("DOCKER_HOST", "unix://").split("://")[0] not in ("unix", ""):
+            host = self.host or os.environ.get("DOCKER_HOST", "unix://")
+            if host.split("://")[0] not in ("unix", ""):
                 raise SandboxError("editable installs need a local Docker engine (the project "
                                    "is mounted in place); use --sandbox bwrap")
             st = os.stat(spec.src)
             uid, gid = st.st_uid, st.st_gid
         user = f"{uid}:{gid}"
+
+        def cap(mib: int) -> str:
+            # Podman reads "size" in a volume's options as a disk quota (and refuses it
+            # where the filesystem has none); tmpfs's own nr_blocks (4 KiB pages) is
+            # passed through by both engines
+            return f"nr_blocks={mib * 256}" if self.is_podman else f"size={mib}m"
+
         layout = {
-            "/src": (f"size={size}m,uid={uid},gid={gid},mode=0755"),
-            "/out": (f"size={size}m,uid={uid},gid={gid},mode=0755"),
-            "/wheelhouse": "size=2048m,mode=0755",
-            "/driver": "size=16m,mode=0755",
-            "/tmp": "size=2048m,mode=1777",
+            "/src": (f"{cap(size)},uid={uid},gid={gid},mode=0755"),
+            "/out": (f"{cap(size)},uid={uid},gid={gid},mode=0755"),
+            "/wheelhouse": f"{cap(2048)},mode=0755",
+            "/driver": f"{cap(16)},mode=0755",
+            "/tmp": f"{cap(2048)},mode=1777",
         }
         volumes = []
         try:
@@ -198,10 +254,11 @@ class DockerSandbox:
                 mem_limit=limits.memory,
                 memswap_limit=limits.memory,
                 nano_cpus=int(limits.cpus * 1e9),
-                environment={**ENV_ALLOWLIST, "SAFEPIP_SRC": spec.src_inside},
+                environment={**ENV_ALLOWLIST, "SAFEPIP_SRC": spec.src_inside,
+                             "SAFEPIP_ENV_KEYS": ",".join([*ENV_ALLOWLIST, "SAFEPIP_SRC"])},
                 working_dir=spec.src_inside,
                 mounts=mounts,
-                ulimits=[],
+                ulimits=_ulimits(limits.pids),
                 detach=True,
             )
         except Exception as exc:
@@ -211,7 +268,11 @@ class DockerSandbox:
         killed: str | None = None
         exit_code: int | None = None
         try:
-            container.start()
+            try:
+                container.start()
+            except Exception as exc:  # the SDK raises many kinds
+                raise SandboxError(f"the engine cannot start the build container: "
+                                   f"{_short(exc)}") from exc
             # tmpfs mounts exist once the container runs: files go in now, root-owned and
             # read-only except the source, which belongs to the build user
             container.put_archive("/driver", _tar_file(DRIVER, "driver.py"))
@@ -221,18 +282,29 @@ class DockerSandbox:
             if not spec.in_place:
                 container.put_archive("/src", _tar_dir(spec.src, ".", BUILD_UID, 0o755))
             container.put_archive("/tmp", _tar_file("", ".safepip-go", b"", 0o444))
-            logs = container.logs(stream=True, follow=True)
-            reader = threading.Thread(target=self._pump, args=(logs, log), daemon=True)
+            # the log stream is opened in the reader thread: Podman answers a follow=True
+            # request only once the container has printed something
+            streams: list[Any] = []
+            reader = threading.Thread(target=self._pump, args=(container, log, streams),
+                                      daemon=True)
             reader.start()
             exit_code, killed = self._await(container, start + limits.timeout)
             if killed is None:
                 # the volumes vanish with the container: /out is read while it still runs
                 self._fetch_out(container, spec.out, limits.output)
+            if not streams:  # the stream never came (Podman, silent build): read it now
+                with contextlib.suppress(Exception):
+                    log.feed(container.logs(stdout=True, stderr=True, tail=5000))
             with contextlib.suppress(Exception):
                 container.kill()
             reader.join(timeout=5)
-            with contextlib.suppress(Exception):
-                logs.close()
+            for stream in streams:
+                with contextlib.suppress(Exception):
+                    stream.close()
+        except SandboxError:
+            raise
+        except Exception as exc:  # the SDK raises many kinds (timeouts, API errors)
+            raise SandboxError(f"the build container failed: {_short(exc)}") from exc
         finally:
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
@@ -276,9 +348,11 @@ class DockerSandbox:
                 vol.remove(force=True)
 
     @staticmethod
-    def _pump(logs: Any, log: LogBuffer) -> None:
+    def _pump(container: Any, log: LogBuffer, streams: list[Any]) -> None:
         with contextlib.suppress(Exception):
-            for chunk in logs:
+            stream = container.logs(stream=True, follow=True)
+            streams.append(stream)
+            for chunk in stream:
                 log.feed(chunk)
 
     @staticmethod
@@ -313,6 +387,25 @@ class DockerSandbox:
                     with open(target, "wb") as f:
                         f.write(src.read())
                 # links and anything else in the output are dropped, never followed
+
+
+def podman_host() -> str | None:
+    """Podman's Docker-compatible socket: CONTAINER_HOST, the user's, or the system's."""
+    for env in ("SAFEPIP_PODMAN_HOST", "CONTAINER_HOST"):
+        if os.environ.get(env):
+            return os.environ[env]
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    for path in ([os.path.join(runtime, "podman", "podman.sock")] if runtime else []) + [
+            "/run/podman/podman.sock"]:
+        if os.path.exists(path):
+            return f"unix://{path}"
+    return None
+
+
+def _short(exc: BaseException) -> str:
+    """The engine's own explanation, without the SDK's URL noise."""
+    text = str(getattr(exc, "explanation", "") or exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
 
 
 def build_image(base: str, tag: str, on_line: Any = None) -> str:
@@ -366,7 +459,7 @@ def build_image(base: str, tag: str, on_line: Any = None) -> str:
             raise SandboxError(f"building {tag} on {base} failed: {exc}") from exc
         out = client.containers.run(tag, ["python3", "-c", "import sys; print("
                                           "'%d.%d' % sys.version_info[:2])"],
-                                    network_disabled=True, remove=True)
+                                    network_disabled=True, remove=True, ulimits=_ulimits())
         return bytes(out).decode().strip()
     finally:
         with contextlib.suppress(Exception):

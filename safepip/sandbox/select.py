@@ -15,7 +15,7 @@ from safepip.sandbox import ENV_ALLOWLIST, LogBuffer, RunResult
 if TYPE_CHECKING:
     from safepip.sandbox import RunSpec, Sandbox
 
-MODES = ("auto", "docker", "bwrap")
+MODES = ("auto", "docker", "podman", "bwrap")
 
 
 @dataclass
@@ -27,7 +27,7 @@ class Choice:
 def choose(mode: str) -> Choice:
     """The sandbox for ``mode``, with the reasons the others were not taken."""
     from safepip.sandbox.bwrap import BwrapSandbox
-    from safepip.sandbox.docker_backend import DockerSandbox
+    from safepip.sandbox.docker_backend import DockerSandbox, podman_host
 
     if mode not in MODES:
         raise SandboxError(f"unknown sandbox {mode!r}; choose one of {', '.join(MODES)}")
@@ -35,6 +35,13 @@ def choose(mode: str) -> Choice:
     candidates: list[Sandbox] = []
     if mode in ("auto", "docker"):
         candidates.append(DockerSandbox())
+    if mode in ("auto", "podman"):
+        host = podman_host()
+        if host is not None:
+            candidates.append(DockerSandbox(host=host, name="podman"))
+        elif mode == "podman":
+            reasons.append("podman: no Podman socket (start it with `podman system service "
+                           "--time=0`, or set CONTAINER_HOST)")
     if mode in ("auto", "bwrap") and sys.platform.startswith("linux"):
         candidates.append(BwrapSandbox())
     for sb in candidates:
