@@ -282,6 +282,55 @@ def _add_sandbox_cmd(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     bi.add_argument("-v", "--verbose", action="count", default=0, help="show the build")
 
 
+def _add_uninstall(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "uninstall", help="remove packages from the environment",
+        description="Remove installed distributions, each by the files its RECORD lists "
+                    "(only inside the\nenvironment, and not files another distribution "
+                    "owns), all in one transaction.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  safepip uninstall requests\n  safepip uninstall -r "
+               "requirements.txt --dry-run",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME")
+    p.add_argument("-r", "--requirement", action="append", default=[], metavar="FILE",
+                   help="uninstall what this requirements file names")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="accepted for pip compatibility (safepip does not ask)")
+    p.add_argument("--dry-run", action="store_true", help="say what would be removed")
+    g = p.add_argument_group("where")
+    g.add_argument("--python", metavar="PATH")
+    g.add_argument("--system", action="store_true")
+    g.add_argument("--break-system-packages", action="store_true")
+    g.add_argument("-t", "--target", metavar="DIR")
+    g.add_argument("--prefix", metavar="DIR")
+    g.add_argument("--user", action="store_true")
+    p.add_argument("-q", "--quiet", action="count", default=0)
+    p.add_argument("-v", "--verbose", action="count", default=0)
+
+
+def _uninstall(args: argparse.Namespace, ui: UI) -> int:
+    from safepip import pipeline
+    from safepip.reqfile import RequirementSet, read_file
+
+    rs = RequirementSet()
+    for path in args.requirement:
+        read_file(path, rs)
+    names = list(args.names) + [r.name for r in rs.requirements]
+    if not names:
+        raise UsageError("nothing to uninstall", hint="name a package, or use -r FILE")
+    target, found, missing = pipeline.uninstall(
+        names, python=args.python, system=args.system, target_dir=args.target,
+        prefix=args.prefix, user=args.user,
+        break_system_packages=args.break_system_packages, dry_run=args.dry_run, ui=ui)
+    for name in missing:
+        ui.warn(f"{name} is not installed in {target.describe()}")
+    verb = "Would remove" if args.dry_run else "Removed"
+    for dist in found:
+        ui.info(f"{verb} {dist.name} {dist.version}")
+    return 0
+
+
 def _add_trust(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "trust", help="show or change the publisher trusted for each project",
@@ -339,6 +388,7 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_install(sub)
     _add_install(sub, sync=True)
+    _add_uninstall(sub)
     _add_lock(sub)
     _add_trust(sub)
     _add_verify(sub)
@@ -752,6 +802,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _lock(args, ui)
         if args.command == "trust":
             return _trust(args)
+        if args.command == "uninstall":
+            return _uninstall(args, ui)
         if args.command == "verify":
             return _verify(args, ui)
         return _install(args, ui)

@@ -439,6 +439,25 @@ def _judge_attestations(s: _Session, outcome: Outcome,
     outcome.timings["attestations (wait)"] = time.perf_counter() - t
 
 
+def uninstall(names: list[str], *, python: str | None = None, system: bool = False,
+              target_dir: str | None = None, prefix: str | None = None, user: bool = False,
+              break_system_packages: bool = False, dry_run: bool = False,
+              ui: UI | None = None) -> tuple[Target, list[InstalledDist], list[str]]:
+    """Remove distributions by their RECORD, only inside the environment, as one
+    transaction; returns what was (or would be) removed and the names not installed."""
+    target = discover(python=python, system=system, target_dir=target_dir, prefix=prefix,
+                      user=user, break_system_packages=break_system_packages)
+    installed = installed_mod.scan(target)
+    wanted = list(dict.fromkeys(canonicalize_name(n) for n in names))
+    found = [installed[n] for n in wanted if n in installed]
+    missing: list[str] = [n for n in wanted if n not in installed]
+    if found and not dry_run:
+        transaction.run([], target, installed, removals=found,
+                        on_wait=(lambda: ui.info("waiting for another safepip using this "
+                                                 "environment...")) if ui else None)
+    return target, found, missing
+
+
 def check_environment(target: Target, markers: dict[str, str]) -> list[str]:
     """Unmet dependencies among what is installed now (pip check's warnings)."""
     from safepip.errors import MetadataError

@@ -381,3 +381,23 @@ def test_requires_python_only_in_metadata_backtracks(index: LocalIndex, venv: Pa
     assert "this environment's Python 3.11" in r.err
     assert ("Python >=3.99 (its metadata requires Python >=3.99; the index said nothing) "
             "(required by lib 2.0)") in r.err
+
+
+def test_uninstall(index: LocalIndex, venv: Path, safepip, clean, tmp_path: Path) -> None:
+    index.add(make_wheel("lib", "1.0", files={"lib_extra.py": "X = 1\n"},
+                         entry_points={"console_scripts": {"libcli": "lib:main"}}))
+    index.add(make_wheel("other", "1.0"))
+    assert safepip("install", "lib", "other").code == 0
+    sp = site_packages(venv)
+    assert (venv / "bin" / "libcli").exists()
+    with clean():
+        r = safepip("uninstall", "--dry-run", "lib")
+    assert r.code == 0 and "Would remove lib 1.0" in r.err
+    r = safepip("uninstall", "-y", "LIB", "nothere")
+    assert r.code == 0, r.text
+    assert "Removed lib 1.0" in r.err and "nothere is not installed" in r.err
+    assert not (sp / "lib").exists() and not (sp / "lib_extra.py").exists()
+    assert not (sp / "lib-1.0.dist-info").exists() and not (venv / "bin" / "libcli").exists()
+    assert (sp / "other-1.0.dist-info").is_dir()
+    r = safepip("uninstall")
+    assert r.code == 2 and "nothing to uninstall" in r.err
