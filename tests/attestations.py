@@ -11,8 +11,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -24,6 +22,8 @@ def fixtures_dir() -> Path:
     for c in candidates:
         if (c / "SHA256SUMS").is_file():
             return c
+    import pytest  # here, not above: `nox -s bench` uses this module without pytest
+
     reason = "../shared/fixtures/attestations is not here (PEP 740 fixtures)"
     if os.environ.get("SAFEPIP_REQUIRE_FIXTURES") == "1":
         pytest.fail(reason)
@@ -72,6 +72,8 @@ def dists() -> Path:
     proc = subprocess.run([sys.executable, str(fx / "get-dists"), str(dest)], env=env,
                           capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
+        import pytest
+
         reason = f"get-dists could not fetch the attested files: {proc.stderr.strip()[-300:]}"
         if os.environ.get("SAFEPIP_RUN_NETWORK") == "1":
             pytest.fail(reason)
