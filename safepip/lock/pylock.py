@@ -199,25 +199,31 @@ def _same_host(path: str, name: str, index: str, url: str) -> None:
         raise _err(path, f"{name}: the file {url} is on another host than its index {index}")
 
 
+def _file_entry(path: str, name: str, entry: Any, what: str) -> tuple[str, str, str]:
+    """(url, sha256, file name) of a locked wheel or sdist table, checked."""
+    if not isinstance(entry, dict):
+        raise _err(path, f"{name}: a {what} entry is not a table")
+    url, hashes = entry.get("url"), entry.get("hashes")
+    if not isinstance(url, str) or not isinstance(hashes, dict):
+        raise _err(path, f"{name}: a {what} without url or hashes")
+    if "sha256" not in hashes:
+        raise _err(path, f"{name}: {entry.get('name', url)} has no sha256 (only "
+                   f"{', '.join(sorted(hashes)) or 'no hashes'})")
+    filename = str(entry.get("name") or url.rsplit("/", 1)[-1])
+    return url, str(hashes["sha256"]).lower(), filename
+
+
 def _sdist(path: str, name: str, version: Version, sdist: Any) -> tuple[str, str]:
     from packaging.utils import InvalidSdistFilename, parse_sdist_filename
 
-    if not isinstance(sdist, dict):
-        raise _err(path, f"{name}: sdist is not a table")
-    url, hashes = sdist.get("url"), sdist.get("hashes")
-    if not isinstance(url, str) or not isinstance(hashes, dict):
-        raise _err(path, f"{name}: an sdist without url or hashes")
-    if "sha256" not in hashes:
-        raise _err(path, f"{name}: {sdist.get('name', url)} has no sha256 (only "
-                   f"{', '.join(sorted(hashes)) or 'no hashes'})")
-    filename = str(sdist.get("name") or url.rsplit("/", 1)[-1])
+    url, sha, filename = _file_entry(path, name, sdist, "sdist")
     try:
         sname, sver = parse_sdist_filename(filename)
     except InvalidSdistFilename as exc:
         raise _err(path, f"{name}: {exc}") from exc
     if sname != name or sver != version:
         raise _err(path, f"{name} {version}: the sdist {filename} is {sname} {sver}")
-    return url, str(hashes["sha256"]).lower()
+    return url, sha
 
 
 def _best_wheel(path: str, name: str, version: Version, wheels: list[Any],
@@ -231,16 +237,7 @@ def _best_wheel(path: str, name: str, version: Version, wheels: list[Any],
             rank.setdefault(t, i)
     best: tuple[int, str, str] | None = None
     for w in wheels:
-        if not isinstance(w, dict):
-            raise _err(path, f"{name}: a wheel entry is not a table")
-        url = w.get("url")
-        hashes = w.get("hashes")
-        if not isinstance(url, str) or not isinstance(hashes, dict):
-            raise _err(path, f"{name}: a wheel without url or hashes")
-        if "sha256" not in hashes:
-            raise _err(path, f"{name}: {w.get('name', url)} has no sha256 (only "
-                       f"{', '.join(sorted(hashes)) or 'no hashes'})")
-        filename = str(w.get("name") or url.rsplit("/", 1)[-1])
+        url, sha, filename = _file_entry(path, name, w, "wheel")
         try:
             wname, wver, _b, tags = parse_wheel_filename(filename)
         except InvalidWheelFilename as exc:
@@ -249,5 +246,5 @@ def _best_wheel(path: str, name: str, version: Version, wheels: list[Any],
             raise _err(path, f"{name} {version}: the wheel {filename} is {wname} {wver}")
         r = min((rank[t] for t in tags if t in rank), default=None)
         if r is not None and (best is None or r < best[0]):
-            best = (r, url, str(hashes["sha256"]).lower())
+            best = (r, url, sha)
     return (best[1], best[2]) if best else None
