@@ -217,7 +217,6 @@ class _EarlyUnpacker:
     install unpacks it itself."""
 
     def __init__(self, cache: Cache) -> None:
-
         self.cache = cache
         self.pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="safepip-unpack")
         self.futures: dict[str, Future[str | None]] = {}
