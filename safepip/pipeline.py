@@ -497,7 +497,11 @@ def _build_context(request: InstallRequest, target: Target, ui: UI, cache: Cache
             ui.warn("--unsafe-build-on-host: build code runs ON THIS MACHINE, with your "
                     "rights, network and files; nothing is sandboxed")
             return HostRunner(target.interpreter.executable)
-        choice = choose(request.sandbox)
+        # an editable project owned by root cannot be built in place by Docker without
+        # running as root: auto then takes bubblewrap first
+        root_owned = any(r.editable and r.local and os.path.exists(r.local)
+                         and os.stat(r.local).st_uid == 0 for r in request.reqs.requirements)
+        choice = choose(request.sandbox, prefer_bwrap=root_owned)
         if choice.sandbox is None:
             raise SandboxError(
                 "a build is needed, and no sandbox is available to run it:\n  - "

@@ -381,6 +381,13 @@ def test_editable_install_picks_up_edits(venv: Path, safepip, backend: str,
     proj = tmp_path / "editme-0.1"
     (proj / "editme").mkdir()
     (proj / "editme" / "__init__.py").write_text("VALUE = 1\n")
+    if backend != "bwrap" and os.getuid() == 0:
+        # Docker/Podman build in place as the project's owner: never root
+        r = safepip("install", "--sandbox", backend, "-e", str(proj))
+        assert r.code == 1 and "is owned by root: refusing to build as root" in r.err
+        assert "hint: --sandbox bwrap" in r.err
+        for p in [proj, *proj.rglob("*")]:
+            os.chown(p, 1000, 1000)
     r = safepip("install", "--sandbox", backend, "-e", str(proj))
     assert r.code == 0, r.text
     py = str(venv / "bin" / "python")
@@ -393,6 +400,29 @@ def test_editable_install_picks_up_edits(venv: Path, safepip, backend: str,
     di = next(site_packages(venv).glob("editme-0.1.dist-info"))
     assert json.loads((di / "direct_url.json").read_text()) == {
         "url": proj.as_uri(), "dir_info": {"editable": True}}
+
+
+def test_auto_builds_a_root_owned_editable_project_in_bwrap(
+        venv: Path, safepip, tmp_path: Path) -> None:
+    """auto takes bubblewrap first for a root-owned editable project (Docker would have
+    to run the build as root)."""
+    import io
+    import tarfile
+
+    require_backend("bwrap")
+    require_backend("docker")
+    if os.getuid() != 0:
+        pytest.skip("needs a root-owned project")
+    sd = make_backend_sdist("editauto", "0.1",
+                           build=DEFAULT_BUILD_FOR_EDITABLE + EDITABLE_BACKEND)
+    with tarfile.open(fileobj=io.BytesIO(sd.data)) as tf:
+        tf.extractall(tmp_path, filter="data")
+    proj = tmp_path / "editauto-0.1"
+    (proj / "editauto").mkdir()
+    (proj / "editauto" / "__init__.py").write_text("VALUE = 1\n")
+    r = safepip("install", "--sandbox", "auto", "-e", str(proj))
+    assert r.code == 0, r.text
+    assert "Builds run in: bubblewrap" in r.err
 
 
 def test_sdist_only_build_dependency_is_built_first(index: LocalIndex, venv: Path, safepip,

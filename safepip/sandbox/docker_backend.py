@@ -212,6 +212,13 @@ class DockerSandbox:
                                    "is mounted in place); use --sandbox bwrap")
             st = os.stat(spec.src)
             uid, gid = st.st_uid, st.st_gid
+            if uid == 0:
+                # the container would run as root (no capabilities, but uid 0 all the same)
+                raise SandboxError(
+                    f"an editable build in {self.describe()} runs as the project's owner, "
+                    f"and {spec.src} is owned by root: refusing to build as root",
+                    hint="--sandbox bwrap (builds as an unprivileged user mapped onto you), "
+                         "or let a non-root user own the project")
         user = f"{uid}:{gid}"
 
         def cap(mib: int) -> str:

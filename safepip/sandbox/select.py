@@ -24,8 +24,9 @@ class Choice:
     reasons: list[str] = field(default_factory=list)
 
 
-def choose(mode: str) -> Choice:
-    """The sandbox for ``mode``, with the reasons the others were not taken."""
+def choose(mode: str, prefer_bwrap: bool = False) -> Choice:
+    """The sandbox for ``mode``, with the reasons the others were not taken
+    (``prefer_bwrap``: auto tries bubblewrap first, for root-owned editable projects)."""
     from safepip.sandbox.bwrap import BwrapSandbox
     from safepip.sandbox.docker_backend import DockerSandbox, podman_host
 
@@ -44,6 +45,8 @@ def choose(mode: str) -> Choice:
                            "--time=0`, or set CONTAINER_HOST)")
     if mode in ("auto", "bwrap") and sys.platform.startswith("linux"):
         candidates.append(BwrapSandbox())
+    if prefer_bwrap and mode == "auto":
+        candidates.sort(key=lambda sb: sb.name != "bwrap")
     for sb in candidates:
         problems = sb.problems()  # type: ignore[attr-defined]
         if not problems:
