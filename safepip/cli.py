@@ -247,12 +247,14 @@ def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     g.add_argument("--only-binary", action="append", default=[], metavar="NAMES")
     g.add_argument("--no-binary", action="append", default=[], metavar="NAMES")
     g.add_argument("--python", metavar="PATH", help="resolve for this interpreter")
-    g.add_argument("--python-version", metavar="X.Y",
-                   help="resolve for this Python version instead of the interpreter's")
-    g.add_argument("--platform", metavar="PLATFORM",
+    g.add_argument("--python-version", metavar="X.Y", action="append", default=[],
+                   help="resolve for this Python version instead of the interpreter's "
+                        "(repeat it for a pylock.toml that covers several)")
+    g.add_argument("--platform", metavar="PLATFORM", action="append", default=[],
                    help="resolve for this platform: manylinux_2_28_x86_64, "
                         "musllinux_1_2_aarch64, macosx_12_0_arm64, win_amd64, or linux, "
-                        "linux-arm64, macos, macos-x86_64, windows")
+                        "linux-arm64, macos, macos-x86_64, windows (repeat it for a "
+                        "pylock.toml that covers several)")
     _add_index_options(p.add_argument_group("package index"))
     g = p.add_argument_group("builds, attestations, output and cache")
     _add_sandbox_options(g)
@@ -533,6 +535,7 @@ def _run_install(args: argparse.Namespace, ui: UI, rs: RequirementSet, cfg: Conf
 
 
 def _lock(args: argparse.Namespace, ui: UI) -> int:
+    import copy
     import shlex
 
     from packaging.utils import canonicalize_name
@@ -551,30 +554,43 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
     preferred = {} if args.upgrade else lock.existing_pins(args.output_file)
     for name in args.upgrade_package:
         preferred.pop(canonicalize_name(name), None)
-    request = pipeline.InstallRequest(
-        reqs=rs, dry_run=True, for_lock=True, preferred=preferred, python=args.python,
-        sandbox=args.sandbox, unsafe_build_on_host=args.unsafe_build_on_host,
-        limits=_limits(args), attest=_attest_policy(args),
-        python_version=args.python_version, platform=args.platform)
-    outcome = pipeline.run(request, cfg, ui)
-    identities = {name: att.verified.publisher for name, att in outcome.attestations.items()
-                  if att.verified is not None}
+    is_pylock = args.format == "pylock" or os.path.basename(
+        args.output_file).startswith("pylock.")
+    targets = [(v, p) for v in (args.python_version or [None])
+               for p in (args.platform or [None])]
+    if len(targets) > 1 and not is_pylock:
+        raise UsageError("a lock for several environments is a pylock.toml",
+                         hint="add --format pylock (or -o pylock.toml)")
+    outcomes = []
+    for version, plat in targets:
+        if len(targets) > 1:
+            ui.info(f"Resolving for Python {version or 'this interpreter'} on "
+                    f"{plat or 'this platform'}")
+        request = pipeline.InstallRequest(
+            reqs=copy.deepcopy(rs), dry_run=True, for_lock=True, preferred=preferred,
+            python=args.python, sandbox=args.sandbox,
+            unsafe_build_on_host=args.unsafe_build_on_host, limits=_limits(args),
+            attest=_attest_policy(args), python_version=version, platform=plat)
+        outcomes.append(pipeline.run(request, cfg, ui))
+    outcome = outcomes[0]
+    identities = {name: att.verified.publisher for o in outcomes
+                  for name, att in o.attestations.items() if att.verified is not None}
     command = "safepip lock" + "".join(f" {shlex.quote(a)}" for a in sys.argv[2:]) \
         if sys.argv[1:2] == ["lock"] else "safepip lock"
-    if args.format == "pylock" or os.path.basename(args.output_file).startswith("pylock."):
+    if is_pylock:
         from safepip.lock import pylock
 
-        text = pylock.render(outcome.pins, outcome.files, outcome.target.interpreter.markers,
-                             identities)
+        text = pylock.render_environments(
+            [pylock.LockedEnv(o.target.interpreter.markers, o.pins, o.files)
+             for o in outcomes], identities)
     else:
         from safepip.platforms import describe
 
+        version, plat = targets[0]
         text = lock.render(outcome.pins, outcome.files,
                            outcome.target.interpreter.version, command, identities,
-                           describe(args.python_version, args.platform,
-                                    outcome.target.interpreter)
-                           if args.python_version or args.platform else
-                           "this interpreter and platform")
+                           describe(version, plat, outcome.target.interpreter)
+                           if version or plat else "this interpreter and platform")
     if args.check:
         try:
             with open(args.output_file, encoding="utf-8") as f:
@@ -588,8 +604,9 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
         ui.info(f"{args.output_file} is up to date")
         return 0
     lock.write(args.output_file, text)
-    ui.info(f"Locked {len([p for p in outcome.pins if p.dist])} packages into "
-            f"{args.output_file} (every file's sha256)")
+    count = len({p.name for o in outcomes for p in o.pins if p.dist})
+    envs = f" for {len(outcomes)} environments" if len(outcomes) > 1 else ""
+    ui.info(f"Locked {count} packages{envs} into {args.output_file} (every file's sha256)")
     return 0
 
 

@@ -308,3 +308,41 @@ def test_lock_for_another_python_and_platform(index: LocalIndex, safepip,
     assert r.code == 1 and "winonly" in r.err
     r = safepip("lock", "--index-url", index.url, "app", "--platform", "solaris")
     assert r.code == 2 and "--platform solaris: not a platform safepip knows" in r.err
+
+
+def test_lock_for_several_environments(index: LocalIndex, venv: Path, safepip,
+                                       tmp_path: Path, uv: tuple[str, dict[str, str]]) -> None:
+    """PEP 751 `environments`: each target resolved on its own, then merged; a package
+    only some environments take (or take at another version) carries a marker."""
+    import tomllib
+
+    index.add(make_wheel("app", "1.0", requires=["lib", "winonly; sys_platform == 'win32'"]))
+    index.add(make_wheel("lib", "1.0"))
+    index.add(make_wheel("lib", "2.0", requires_python=">=3.12"), requires_python=">=3.12")
+    index.add(make_wheel("winonly", "1.0", tag="py3-none-win_amd64"))
+    r = safepip("lock", "--index-url", index.url, "app", "-o", "pylock.toml",
+                "--python-version", "3.11", "--python-version", "3.12",
+                "--platform", "linux", "--platform", "windows")
+    assert r.code == 0, r.text
+    assert "Locked 3 packages for 4 environments" in r.err
+    data = tomllib.loads((tmp_path / "pylock.toml").read_text())
+    assert len(data["environments"]) == 4 and data["requires-python"] == ">=3.11,<3.13"
+    by = {(p["name"], p["version"]): p for p in data["packages"]}
+    assert "marker" not in by[("app", "1.0")]
+    assert by[("lib", "1.0")]["marker"].count("python_version == '3.11'") == 2
+    assert "python_version == '3.12'" in by[("lib", "2.0")]["marker"]
+    assert "sys_platform == 'win32'" in by[("winonly", "1.0")]["marker"]
+    assert "linux" not in by[("winonly", "1.0")]["marker"]
+    # this interpreter (3.11 on Linux) takes its own share, without resolving
+    r = safepip("install", "-r", "pylock.toml")
+    assert r.code == 0, r.text
+    sp = site_packages(venv)
+    assert (sp / "lib-1.0.dist-info").is_dir() and not (sp / "winonly-1.0.dist-info").exists()
+    exe, env = uv
+    subprocess.run([exe, "venv", "-q", str(tmp_path / "uvenv")], check=True, env=env)
+    subprocess.run([exe, "pip", "install", "-q", "--python", str(tmp_path / "uvenv"), "-r",
+                    str(tmp_path / "pylock.toml")], check=True, env=env)
+    assert list((tmp_path / "uvenv").glob("lib/python3*/site-packages/lib-1.0.dist-info"))
+    r = safepip("lock", "--index-url", index.url, "app", "--platform", "linux",
+                "--platform", "windows")
+    assert r.code == 2 and "a lock for several environments is a pylock.toml" in r.err

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import platform
 import tomllib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from packaging.markers import InvalidMarker, Marker
@@ -55,44 +56,89 @@ def environment_marker(markers: dict[str, str]) -> str:
             f"{_s(markers['platform_machine'])}").replace('"', "'")
 
 
+@dataclass
+class LockedEnv:
+    """One environment a lock was resolved for: its markers and its resolution."""
+
+    markers: dict[str, str]
+    pins: list[Pin]
+    files: dict[str, list[DistFile]]
+
+
 def render(pins: list[Pin], files: dict[str, list[DistFile]], markers: dict[str, str],
            identities: dict[str, Publisher] | None = None) -> str:
+    return render_environments([LockedEnv(markers, pins, files)], identities)
+
+
+def _python_range(versions: list[str]) -> str:
+    """``==3.11.*``, or ``>=3.11,<3.13`` for the minor versions of several environments."""
+    if len(versions) == 1:
+        return f"=={versions[0]}.*"
+    major, top = versions[-1].split(".")[:2]
+    return f">={versions[0]},<{major}.{int(top) + 1}"
+
+
+def render_environments(envs: list[LockedEnv],
+                        identities: dict[str, Publisher] | None = None) -> str:
+    """A lock for one or several environments (each resolved on its own): a package
+    every environment pins at the same version is listed once; otherwise each of its
+    versions carries a marker naming the environments that take it."""
+    env_markers = [environment_marker(e.markers) for e in envs]
+    pythons = sorted({e.markers["python_full_version"].rsplit(".", 1)[0] for e in envs},
+                     key=lambda v: tuple(int(x) for x in v.split(".")))
     out = [
         'lock-version = "1.0"',
-        f"environments = [{_s(environment_marker(markers))}]",
-        f"requires-python = {_s('==' + markers['python_full_version'].rsplit('.', 1)[0] + '.*')}",
+        "environments = [" + ", ".join(_s(m) for m in dict.fromkeys(env_markers)) + "]",
+        "requires-python = " + _s(_python_range(pythons)),
         f"created-by = {_s('safepip')}",
         "",
     ]
-    for pin in sorted(pins, key=lambda p: p.name):
-        if pin.dist is None:
-            continue
-        pf = [f for f in files.get(pin.name, []) if f.sha256] or (
-            [pin.dist] if pin.dist.sha256 else [])
+    # (name, version) -> the environments that pin it, and their pins and files
+    chosen: dict[tuple[str, str], list[int]] = {}
+    for i, env in enumerate(envs):
+        for pin in env.pins:
+            if pin.dist is not None:
+                chosen.setdefault((pin.name, str(pin.version)), []).append(i)
+    for (name, version), where in sorted(chosen.items(), key=lambda kv: kv[0]):
+        first = envs[where[0]]
+        pin = next(p for p in first.pins if p.name == name)
+        assert pin.dist is not None
+        pf: dict[str, DistFile] = {}
+        for i in where:
+            for f in envs[i].files.get(name, []):
+                if f.sha256 and str(f.version) == version:
+                    pf.setdefault(f.filename, f)
+        if not pf and pin.dist.sha256:
+            pf[pin.dist.filename] = pin.dist
         if not pf:
             raise RequirementsFileError("pylock.toml", None,
-                                        f"{pin.name} {pin.version}: no file with a sha256")
+                                        f"{name} {version}: no file with a sha256")
         out.append("[[packages]]")
-        out.append(f"name = {_s(pin.name)}")
-        out.append(f"version = {_s(str(pin.version))}")
+        out.append(f"name = {_s(name)}")
+        out.append(f"version = {_s(version)}")
+        if len(where) < len(envs):
+            markers = [env_markers[i] for i in where]
+            out.append("marker = " + _s(" or ".join(f"({m})" for m in markers)
+                                        if len(markers) > 1 else markers[0]))
         if pin.dist.index_url:
             out.append(f"index = {_s(pin.dist.index_url)}")
         if pin.metadata is not None and pin.metadata.requires_dist:
             deps = sorted({canonicalize_name(r.name) for r in pin.metadata.requires_dist
-                           if r.marker is None or r.marker.evaluate(dict(markers, extra=""))})
+                           if r.marker is None or any(r.marker.evaluate(
+                               dict(envs[i].markers, extra="")) for i in where)})
             if deps:
                 out.append("dependencies = [" + ", ".join(
                     "{ name = " + _s(d) + " }" for d in deps) + "]")
-        sdists = [f for f in pf if f.kind == "sdist"]
-        wheels = [f for f in pf if f.kind == "wheel"]
+        sdists = [f for f in pf.values() if f.kind == "sdist"]
+        wheels = [f for f in pf.values() if f.kind == "wheel"]
         if sdists:
             out.append("sdist = " + _file(sdists[0]))
         if wheels:
             out.append("wheels = [")
             out.extend(f"  {_file(w)}," for w in sorted(wheels, key=lambda w: w.filename))
             out.append("]")
-        if identities and pin.name in identities:
-            ident = identities[pin.name].as_dict()
+        if identities and name in identities:
+            ident = identities[name].as_dict()
             out.append("attestation-identities = [{ " + ", ".join(
                 f"{k} = {_s(v)}" for k, v in ident.items()) + " }]")
         out.append("")
