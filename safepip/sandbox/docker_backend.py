@@ -180,17 +180,16 @@ class DockerSandbox:
 
     def python_tag(self) -> str:
         try:
-            out = self.client.containers.run(
-                self.image, ["python3", "-I", "-S", "-c",
-                             "import sys;print('cp%d%d' % sys.version_info[:2])"],
-                network_mode="none", remove=True, user=f"{BUILD_UID}:{BUILD_UID}",
-                ulimits=_ulimits())
+            out = _run_quick(self.client, self.image,
+                             ["python3", "-I", "-S", "-c",
+                              "import sys;print('cp%d%d' % sys.version_info[:2])"],
+                             user=f"{BUILD_UID}:{BUILD_UID}")
         except SandboxError:
             raise
         except Exception as exc:  # the SDK raises many kinds
             raise SandboxError(f"the engine cannot run a container of {self.image}: "
                                f"{_short(exc)}", hint="see `safepip sandbox status`") from exc
-        return bytes(out).decode().strip()
+        return out.strip()
 
     def run(self, spec: RunSpec) -> RunResult:
         from docker.types import Mount
@@ -409,6 +408,26 @@ def podman_host() -> str | None:
     return None
 
 
+def _run_quick(client: Any, image: str, cmd: list[str], user: str | None = None,
+               timeout: float = 120) -> str:
+    """Run a short command without network and return its output: create, start, wait,
+    then read the logs whole (no follow=True stream: Podman's can miss the end of a
+    container that exits at once, and hang)."""
+    container = client.containers.create(image, cmd, network_mode="none", user=user,
+                                         ulimits=_ulimits())
+    try:
+        container.start()
+        result = container.wait(timeout=timeout)
+        out = container.logs(stdout=True, stderr=False)
+        if int(result.get("StatusCode", 1)) != 0:
+            raise SandboxError(f"{' '.join(cmd[:2])} failed in {image} "
+                               f"(exit {result.get('StatusCode')})")
+        return bytes(out).decode(errors="replace")
+    finally:
+        with contextlib.suppress(Exception):
+            container.remove(force=True)
+
+
 def _short(exc: BaseException) -> str:
     """The engine's own explanation, without the SDK's URL noise."""
     text = str(getattr(exc, "explanation", "") or exc)
@@ -464,10 +483,13 @@ def build_image(base: str, tag: str, on_line: Any = None) -> str:
                     on_line(line)
         except docker.errors.APIError as exc:
             raise SandboxError(f"building {tag} on {base} failed: {exc}") from exc
-        out = client.containers.run(tag, ["python3", "-c", "import sys; print("
-                                          "'%d.%d' % sys.version_info[:2])"],
-                                    network_disabled=True, remove=True, ulimits=_ulimits())
-        return bytes(out).decode().strip()
+        try:
+            return _run_quick(client, tag, ["python3", "-c", "import sys; print("
+                                            "'%d.%d' % sys.version_info[:2])"]).strip()
+        except SandboxError:
+            raise
+        except Exception as exc:  # the SDK raises many kinds
+            raise SandboxError(f"{tag} was built but does not run: {_short(exc)}") from exc
     finally:
         with contextlib.suppress(Exception):
             client.close()
