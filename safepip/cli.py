@@ -64,17 +64,7 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    "  safepip install --dry-run --report out.json flask",
         )
         _add_what_to_install(p)
-    g = p.add_argument_group("where to install")
-    g.add_argument("--python", metavar="PATH",
-                   help="the interpreter or environment directory to install into")
-    g.add_argument("--system", action="store_true",
-                   help="install into the system interpreter found on PATH")
-    g.add_argument("--break-system-packages", action="store_true",
-                   help="with --system: install even into an externally managed (PEP 668) "
-                        "environment")
-    g.add_argument("-t", "--target", metavar="DIR", help="install into this directory")
-    g.add_argument("--prefix", metavar="DIR", help="install under this prefix")
-    g.add_argument("--user", action="store_true", help="install into the user site")
+    _add_where(p.add_argument_group("where to install"))
     _add_index_options(p.add_argument_group("package index"))
     g = p.add_argument_group("safety and builds")
     g.add_argument("--allow-pth", action="append", default=[], metavar="NAME",
@@ -102,6 +92,20 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                    "--no-warn-script-location", "--no-compile", "--compile"):
         g.add_argument(compat, action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--root-user-action", help=argparse.SUPPRESS)
+
+
+def _add_where(g: argparse._ArgumentGroup) -> None:
+    """The environment: install, sync and uninstall take the same options."""
+    g.add_argument("--python", metavar="PATH",
+                   help="the interpreter or environment directory to work on")
+    g.add_argument("--system", action="store_true",
+                   help="the system interpreter found on PATH")
+    g.add_argument("--break-system-packages", action="store_true",
+                   help="with --system: change even an externally managed (PEP 668) "
+                        "environment")
+    g.add_argument("-t", "--target", metavar="DIR", help="a plain directory")
+    g.add_argument("--prefix", metavar="DIR", help="an installation prefix")
+    g.add_argument("--user", action="store_true", help="the user site")
 
 
 def _add_what_to_install(p: argparse.ArgumentParser) -> None:
@@ -300,13 +304,7 @@ def _add_uninstall(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     p.add_argument("-y", "--yes", action="store_true",
                    help="accepted for pip compatibility (safepip does not ask)")
     p.add_argument("--dry-run", action="store_true", help="say what would be removed")
-    g = p.add_argument_group("where")
-    g.add_argument("--python", metavar="PATH")
-    g.add_argument("--system", action="store_true")
-    g.add_argument("--break-system-packages", action="store_true")
-    g.add_argument("-t", "--target", metavar="DIR")
-    g.add_argument("--prefix", metavar="DIR")
-    g.add_argument("--user", action="store_true")
+    _add_where(p.add_argument_group("which environment"))
     p.add_argument("-q", "--quiet", action="count", default=0)
     p.add_argument("-v", "--verbose", action="count", default=0)
 

@@ -347,7 +347,8 @@ attestation-identities = [{{ kind = "GitHub", repository = "o/plain", workflow =
     assert r.code == 1 and "attestation-identities must be tables with a kind" in r.err
 
 
-def test_offline_uses_cached_provenance(index: LocalIndex, venv: Path, safepip) -> None:
+def test_offline_uses_cached_provenance(index: LocalIndex, venv: Path, safepip,
+                                        clean) -> None:
     """--offline: pages, files and provenance from the cache; verified with the pinned
     root; anything not cached is an error that says so."""
     serve(index, SIGSTORE)
@@ -356,7 +357,8 @@ def test_offline_uses_cached_provenance(index: LocalIndex, venv: Path, safepip) 
     r = safepip("install", "--offline", "--dry-run", "--no-deps", "sigstore==3.6.1")
     assert r.code == 0, r.text
     assert f"attested by {SIGSTORE_PUB}" in r.err
-    r = safepip("install", "--offline", "--dry-run", "other")
+    with clean():
+        r = safepip("install", "--offline", "other")
     assert r.code == 1
     assert "--offline: this is not in the cache" in r.err
     assert "hint: run once without --offline to fetch it" in r.err

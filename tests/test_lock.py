@@ -306,8 +306,11 @@ def test_lock_for_another_python_and_platform(index: LocalIndex, safepip,
     r = safepip("lock", "--index-url", index.url, "winonly", "--python-version", "3.12",
                 "--platform", "manylinux_2_28_x86_64", "-o", "linux.txt")
     assert r.code == 1 and "winonly" in r.err
+    assert not (tmp_path / "linux.txt").exists()
+    before = tree_hash(tmp_path / "requirements.txt")
     r = safepip("lock", "--index-url", index.url, "app", "--platform", "solaris")
     assert r.code == 2 and "--platform solaris: not a platform safepip knows" in r.err
+    assert tree_hash(tmp_path / "requirements.txt") == before
 
 
 def test_lock_for_several_environments(index: LocalIndex, venv: Path, safepip,
@@ -346,3 +349,4 @@ def test_lock_for_several_environments(index: LocalIndex, venv: Path, safepip,
     r = safepip("lock", "--index-url", index.url, "app", "--platform", "linux",
                 "--platform", "windows")
     assert r.code == 2 and "a lock for several environments is a pylock.toml" in r.err
+    assert not (tmp_path / "requirements.txt").exists()

@@ -371,7 +371,7 @@ def build_editable(wheel_directory, config_settings=None, metadata_directory=Non
 
 
 def test_editable_install_picks_up_edits(venv: Path, safepip, backend: str,
-                                         tmp_path: Path) -> None:
+                                         tmp_path: Path, clean) -> None:
     import io
     import tarfile
 
@@ -383,7 +383,8 @@ def test_editable_install_picks_up_edits(venv: Path, safepip, backend: str,
     (proj / "editme" / "__init__.py").write_text("VALUE = 1\n")
     if backend != "bwrap" and os.getuid() == 0:
         # Docker/Podman build in place as the project's owner: never root
-        r = safepip("install", "--sandbox", backend, "-e", str(proj))
+        with clean(proj):
+            r = safepip("install", "--sandbox", backend, "-e", str(proj))
         assert r.code == 1 and "is owned by root: refusing to build as root" in r.err
         assert "hint: --sandbox bwrap" in r.err
         for p in [proj, *proj.rglob("*")]:
