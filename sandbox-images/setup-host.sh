@@ -36,11 +36,16 @@ fi
 # Podman, through its Docker-compatible API (what `--sandbox podman` uses)
 if command -v podman >/dev/null && [ "$(id -u)" = 0 ]; then
   sock=/run/podman/podman.sock
-  if ! curl -s --unix-socket "$sock" http://d/_ping >/dev/null 2>&1; then
+  ping() {  # the API answers on its socket (python3 is there: it runs everything else)
+    python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(2)
+s.connect(sys.argv[1]); s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
+sys.exit(0 if b" 200 " in s.recv(64) else 1)' "$sock" >/dev/null 2>&1
+  }
+  if ! ping; then
     mkdir -p /run/podman
     (podman system service --time=0 "unix://$sock" >/var/log/safepip-podman.log 2>&1 &)
     for _ in $(seq 1 30); do
-      curl -s --unix-socket "$sock" http://d/_ping >/dev/null 2>&1 && break
+      ping && break
       sleep 1
     done
   fi
