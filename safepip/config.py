@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     from safepip.index.http import HttpClient
 
 
+def default_data_dir() -> str:
+    """Where safepip keeps its own state (trust store, cache key): ``SAFEPIP_DATA_DIR``,
+    else the platform's user data directory."""
+    env = os.environ.get("SAFEPIP_DATA_DIR")
+    if env:
+        return os.path.abspath(env)
+    import platformdirs
+
+    return platformdirs.user_data_dir("safepip", appauthor=False)
+
+
 @dataclass(frozen=True)
 class PipSettings:
     """What was read from pip's configuration, and where from."""

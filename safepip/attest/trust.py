@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 
 from safepip.attest.publisher import Publisher
+from safepip.config import default_data_dir
 from safepip.errors import AttestationError, SafepipError
 
 if TYPE_CHECKING:
@@ -38,15 +39,6 @@ HEADER = """\
 # Change an entry with `safepip trust NAME --publisher github:OWNER/REPO`, or forget
 # it with `safepip trust NAME --reset`.
 """
-
-
-def default_data_dir() -> str:
-    env = os.environ.get("SAFEPIP_DATA_DIR")
-    if env:
-        return os.path.abspath(env)
-    import platformdirs
-
-    return platformdirs.user_data_dir("safepip", appauthor=False)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import stat
 import zipfile
 from typing import TYPE_CHECKING, BinaryIO, cast
 
@@ -43,8 +42,7 @@ def unpack(info: WheelInfo, dest: str) -> None:
             with zf.open(item) as src, open(path, "xb") as out:
                 while chunk := src.read(1024 * 1024):
                     out.write(chunk)
-            mode = item.external_attr >> 16
-            if mode and stat.S_ISREG(mode) and mode & 0o111:
+            if item.filename in info.executable:
                 os.chmod(path, 0o755)
     with open(os.path.join(dest, COMPLETE), "w", encoding="utf-8") as f:
         f.write(info.filename + "\n")
@@ -82,9 +80,45 @@ class UnpackedSource(WheelSource):
     def get_contents(self) -> Iterator[WheelContentElement]:
         record_text = self.read_dist_info("RECORD")
         rows = {r[0]: r for r in csv.reader(record_text.splitlines()) if r}
+        scripts = self.info.data_dir + "/scripts/"
+        executable = self.info.executable
         for name in self.info.members:
-            path = os.path.join(self.root, *name.split("/"))
-            is_exec = bool(os.stat(path).st_mode & 0o111)
+            path = self.root + "/" + name  # member paths were validated: plain, relative
             record = rows.get(name, [name, "", ""])
-            with open(path, "rb") as stream:
-                yield (record[0], record[1], record[2]), cast("BinaryIO", stream), is_exec
+            elements = (record[0], record[1], record[2])
+            if name.startswith(scripts):  # installer rewrites their shebang: a real file
+                with open(path, "rb") as f:
+                    yield elements, cast("BinaryIO", f), name in executable
+                continue
+            stream = PathStream(path)
+            try:
+                yield elements, cast("BinaryIO", stream), name in executable
+            finally:
+                stream.close()
+
+
+class PathStream:
+    """A file of an unpacked entry, opened when first read: raw ``os.read`` calls, none
+    of ``open()``'s buffering set-up (``fstat``, ``isatty``, ``lseek`` per file), and in
+    hardlink mode the destination links ``name`` after hashing what it reads."""
+
+    __slots__ = ("_fd", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._fd = -1
+
+    def read(self, n: int = -1) -> bytes:
+        if self._fd < 0:
+            self._fd = os.open(self.name, os.O_RDONLY | os.O_CLOEXEC)
+        if n >= 0:
+            return os.read(self._fd, n)
+        parts = []
+        while chunk := os.read(self._fd, 1024 * 1024):
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1

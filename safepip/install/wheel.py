@@ -72,6 +72,7 @@ class WheelInfo:
     record: dict[str, tuple[str, str, int]] = field(default_factory=dict, repr=False)
     root_scheme: str = "purelib"
     members: list[str] = field(default_factory=list, repr=False)  # files, in zip order
+    executable: frozenset[str] = frozenset()  # members whose zip mode has an x bit
     code_pth: list[str] = field(default_factory=list)  # .pth files that run code
 
 
@@ -79,8 +80,9 @@ def _fail(filename: str, rule: str, detail: str, hint: str | None = None) -> Whe
     return WheelError(filename, rule, detail, hint=hint)
 
 
-def check_zip_structure(data: bytes, filename: str) -> None:
-    """uv's strict zip reading, in Python: refuse any archive two readers could disagree on."""
+def check_zip_structure(data: bytes, filename: str) -> zipfile.ZipFile:
+    """uv's strict zip reading, in Python: refuse any archive two readers could disagree on.
+    Returns the archive, read once."""
     eocd_sig = b"PK\x05\x06"
     pos = data.rfind(eocd_sig)
     if pos < 0 or len(data) - pos < 22:
@@ -162,6 +164,7 @@ def check_zip_structure(data: bytes, filename: str) -> None:
         gap = s2 - e1
         if gap and not (dd and gap <= 24) and not zip64:
             raise _fail(filename, "zip-structure", f"{gap} unexplained bytes after {n1!r}")
+    return zf
 
 
 def check_member_path(name: str, filename: str) -> None:
@@ -221,16 +224,18 @@ def inspect_wheel(data: bytes, filename: str) -> WheelInfo:
         fname, fversion, _build, _tags = parse_wheel_filename(filename)
     except Exception as exc:
         raise _fail(filename, "dist-info", f"invalid wheel filename: {exc}") from exc
-    check_zip_structure(data, filename)
-    zf = zipfile.ZipFile(io.BytesIO(data))
+    zf = check_zip_structure(data, filename)
     zf.filename = filename  # installer's WheelFile wants a name for its messages
     names = zf.namelist()
+    executable = set()
     for zinfo in zf.infolist():
         check_member_path(zinfo.filename, filename)
         mode = zinfo.external_attr >> 16
         if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
             kind = "a symbolic link" if stat.S_ISLNK(mode) else "not a regular file"
             raise _fail(filename, "member-path", f"member {zinfo.filename!r} is {kind}")
+        if mode and stat.S_ISREG(mode) and mode & 0o111:  # installer's rule
+            executable.add(zinfo.filename)
 
     tops = {n.split("/", 1)[0] for n in names}
     dist_infos = [t for t in tops if t.endswith(".dist-info")]
@@ -274,7 +279,8 @@ def inspect_wheel(data: bytes, filename: str) -> WheelInfo:
                                   re.MULTILINE | re.IGNORECASE) else "platlib"
     info = WheelInfo(filename, md.name, md.version, dist_info, data_dir, md, data,
                      record=record, root_scheme=root,
-                     members=[n for n in names if not n.endswith("/")])
+                     members=[n for n in names if not n.endswith("/")],
+                     executable=frozenset(executable))
     info.code_pth = _code_pth(zf, names, data_dir)
     _check_scripts(zf, names, dist_info, data_dir, filename, info)
     return info
