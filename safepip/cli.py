@@ -80,11 +80,13 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     g.add_argument("--no-cache", "--no-cache-dir", dest="no_cache", action="store_true",
                    help="do not read or write the cache")
     g.add_argument("--cache-dir", metavar="DIR", help="the cache directory")
-    g.add_argument("--link-mode", choices=["copy", "hardlink"],
-                   default=os.environ.get("SAFEPIP_LINK_MODE", "copy"),
-                   help="copy files from the cache (default), or hardlink them: faster, but "
-                        "the environment then shares its files with the cache and with other "
-                        "environments installed the same way")
+    g.add_argument("--link-mode", choices=["hardlink", "copy"],
+                   default=os.environ.get("SAFEPIP_LINK_MODE", "hardlink"),
+                   help="hardlink files from the cache (default, as uv does; each is hashed "
+                        "against its wheel's RECORD first, and copied when the cache is on "
+                        "another filesystem), or copy them: slower, but editing a file in "
+                        "site-packages then changes no other environment "
+                        "(SAFEPIP_LINK_MODE)")
     g.add_argument("-q", "--quiet", action="count", default=0, help="less output")
     g.add_argument("-v", "--verbose", action="count", default=0, help="more output")
     g.add_argument("--progress-bar", choices=["on", "off", "auto"], default="auto")

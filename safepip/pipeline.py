@@ -22,7 +22,7 @@ from safepip.index.metadata import MetadataFetcher
 from safepip.index.simple import IndexClient
 from safepip.install import installed as installed_mod
 from safepip.install import transaction
-from safepip.install.wheel import validate
+from safepip.install.wheel import from_verdict, validate, verdict_of
 from safepip.resolve import Options, Req, resolve
 from safepip.sandbox import Limits
 from safepip.target import discover, for_resolving
@@ -60,7 +60,7 @@ class InstallRequest:
     prefix: str | None = None
     user: bool = False
     break_system_packages: bool = False
-    link_mode: str = "copy"
+    link_mode: str = "hardlink"
     for_lock: bool = False  # resolve afresh (ignore what is installed), report every file
     preferred: dict[str, Version] = field(default_factory=dict)  # an existing lock's pins
     sandbox: str = "auto"
@@ -120,7 +120,7 @@ def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
 
 def run(request: InstallRequest, cfg: Config, ui: UI) -> Outcome:
     t0 = time.perf_counter()
-    cache = Cache(None if cfg.no_cache else cfg.cache_dir)
+    cache = Cache(None if cfg.no_cache else cfg.cache_dir, data_dir=request.data_dir)
     try:
         target = for_resolving(request.python, cache) if request.for_lock else discover(
             python=request.python, system=request.system, target_dir=request.target_dir,
@@ -359,11 +359,20 @@ def _resolve_and_install(s: _Session) -> Outcome:
     outcome.timings["download"] = t_dl - t_resolved
 
     items = []
+    n_reused = 0
     for pin in to_install:
         art = outcome.artifacts[pin.name]
         inspected = s.unpacker.wait(art.sha256) if s.unpacker is not None else None
+        reused = None
+        if inspected is None:  # a wheel seen before: its sealed verdict, if there is one
+            inspected = reused = from_verdict(cache.get_verdict(art.sha256), art.data,
+                                              art.dist.filename, pin.metadata)
         info = validate(art.data, art.dist.filename, expected=pin.metadata,
                         allow_pth=request.allow_pth, inspected=inspected)
+        if reused is None:
+            cache.put_verdict(art.sha256, verdict_of(info))
+        else:
+            n_reused += 1
         outcome.warnings.extend(info.warnings)
         unpacked = cache.unpacked_path(art.sha256) if cache.root else None
         items.append(transaction.InstallItem(
@@ -380,6 +389,8 @@ def _resolve_and_install(s: _Session) -> Outcome:
         ))
     for w in outcome.warnings:
         ui.warn(w)
+    ui.detail(f"wheel checks: {len(items) - n_reused} inspected, {n_reused} from sealed "
+              "verdicts of earlier runs")
     t_valid = time.perf_counter()
     outcome.timings["validate"] = t_valid - t_dl
     for w in transaction.run(items, target, installed,

@@ -105,7 +105,7 @@ def fresh_venv(path: Path) -> Path:
 
 def commands(tool: str, py: Path, reqs: Path, index: str, cache: Path) -> list[str]:
     if tool.startswith("safepip"):
-        link = ["--link-mode", "hardlink"] if tool.endswith("hardlink") else []
+        link = ["--link-mode", "copy"] if tool.endswith("copy") else []
         return [bin_of("safepip"), "install", "-q", "--python", str(py), "-r", str(reqs),
                 "--index-url", index, "--cache-dir", str(cache), "--isolated", *link]
     if tool == "pip":
@@ -128,7 +128,7 @@ def scenario(label: str, index: str, reqs: Path, runs: int, work: Path) -> dict[
         key = f"{label} {'warm' if warm else 'cold'}"
         times: dict[str, list[float]] = {"safepip": [], "pip": [], "uv": []}
         if warm:
-            times["safepip-hardlink"] = []
+            times["safepip-copy"] = []
         for _ in range(runs):
             # interleave the tools within each round so that drift hits all alike
             for tool in times:
@@ -148,10 +148,10 @@ def scenario(label: str, index: str, reqs: Path, runs: int, work: Path) -> dict[
             "runs": runs,
         }
         extra = ""
-        if "safepip-hardlink" in med:
-            results[key]["safepip-hardlink/uv"] = round(med["safepip-hardlink"] / med["uv"], 2)
-            extra = (f"  | hardlink {med['safepip-hardlink']:.2f}s, /uv "
-                     f"{results[key]['safepip-hardlink/uv']:.2f}")
+        if "safepip-copy" in med:
+            results[key]["safepip-copy/uv"] = round(med["safepip-copy"] / med["uv"], 2)
+            extra = (f"  | --link-mode copy {med['safepip-copy']:.2f}s, /uv "
+                     f"{results[key]['safepip-copy/uv']:.2f}")
         print(f"{key:>12}: safepip {med['safepip']:.2f}s  pip {med['pip']:.2f}s  "
               f"uv {med['uv']:.2f}s  | safepip/uv {results[key]['safepip/uv']:.2f}  "
               f"safepip/pip {results[key]['safepip/pip']:.2f}{extra}", flush=True)

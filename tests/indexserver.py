@@ -55,6 +55,7 @@ class LocalIndex:
     # PEP 740 in the simple API: True lists each file's provenance URL (or null); False
     # lists nothing and serves /integrity/<project>/<version>/<file>/provenance instead
     pep740: bool = False
+    page_headers: dict[str, str] = field(default_factory=dict)  # e.g. PyPI's max-age
     port: int = 0
     _server: ThreadingHTTPServer | None = None
 
@@ -175,7 +176,8 @@ class LocalIndex:
                     as_json = index.format == "json" or (
                         index.format == "auto" and "application/vnd.pypi.simple.v1+json" in accept)
                     ctype = "application/vnd.pypi.simple.v1+json" if as_json else "text/html"
-                    self._send(200, index.page(project, as_json), ctype)
+                    self._send(200, index.page(project, as_json), ctype,
+                               headers=index.page_headers)
                     return
                 if len(parts) == 5 and parts[0] == "integrity" and parts[4] == "provenance":
                     e = index.find(parts[3])

@@ -6,8 +6,15 @@ Layout under the cache root::
     http/<sha256 of url>.json       index pages with their validators (ETag, max-age)
     tmp/<run>/...                   this run's writes, until it succeeds
 
-A blob is never trusted by its name alone: ``blob_path`` re-hashes it before handing it
-out. Nothing a run writes reaches the cache unless the whole run succeeds: every write
+A blob is never trusted by its name alone: its bytes are hashed again before use.
+Entries that are facts rather than content (index pages, whose digests decide which
+blobs are good; interpreter facts, which decide where files go; provenance answers;
+wheel verdicts) cannot be checked against a digest, so they are sealed: an HMAC with a
+key kept outside the cache (``cache.key`` in safepip's data directory, 0600). An entry
+whose seal does not verify (a cache restored from elsewhere, say a CI cache written by
+an untrusted job, or edited by hand) is treated as absent and fetched or computed again.
+
+Nothing a run writes reaches the cache unless the whole run succeeds: every write
 goes to the run's staging directory first and ``commit()`` moves it into place, so a
 refused install leaves the cache byte-identical ("Clean").
 """
@@ -16,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -24,15 +32,108 @@ import threading
 import time
 from typing import Any
 
+KEY_FILE = "cache.key"
+SEAL = b"safepip-seal-v1 "
+
 
 class Cache:
     """A cache rooted at ``root``; ``root=None`` disables persistence (``--no-cache``)."""
 
-    def __init__(self, root: str | None) -> None:
+    def __init__(self, root: str | None, data_dir: str | None = None) -> None:
         self.root = root
         self._stage: str | None = None
         self._created: list[str] = []
         self._lock = threading.Lock()
+        self._data_dir = data_dir
+        self._key_bytes: bytes | None = None
+        self._new_key = False
+
+    # -- sealed entries ---------------------------------------------------------------
+
+    def _key_path(self) -> str:
+        from safepip.config import default_data_dir
+
+        return os.path.join(self._data_dir or default_data_dir(), KEY_FILE)
+
+    def _key(self, create: bool) -> bytes | None:
+        """This user's cache key. A new one is made in memory by the first sealed write
+        and saved by ``commit()`` (a refused run leaves the data directory as it was)."""
+        if self._key_bytes is not None:
+            return self._key_bytes
+        try:
+            with open(self._key_path(), "rb") as f:
+                key = bytes.fromhex(f.read().decode("ascii").strip())
+        except FileNotFoundError:
+            if not create:
+                return None
+            import secrets
+
+            key = secrets.token_bytes(32)
+            self._new_key = True
+        except (OSError, ValueError):
+            return None  # unreadable or damaged: nothing sealed is trusted, nothing sealed
+        if len(key) < 32:
+            return None
+        self._key_bytes = key
+        return key
+
+    def _save_key(self) -> None:
+        if not self._new_key or self._key_bytes is None:
+            return
+        path = self._key_path()
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".key-")  # 0600
+        try:
+            with os.fdopen(fd, "w", encoding="ascii") as f:
+                f.write(self._key_bytes.hex() + "\n")
+            with contextlib.suppress(FileExistsError):
+                # never replaces a key another process saved meanwhile (what this run
+                # sealed with its own key is then just not trusted next time)
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
+        self._new_key = False
+
+    def _seal(self, body: bytes) -> bytes | None:
+        key = self._key(create=True)
+        if key is None:
+            return None
+        return SEAL + hmac.new(key, body, hashlib.sha256).hexdigest().encode() + b"\n" + body
+
+    def _unseal(self, data: bytes) -> bytes | None:
+        head, sep, body = data.partition(b"\n")
+        if not sep or not head.startswith(SEAL):
+            return None
+        key = self._key(create=False)
+        if key is None:
+            return None
+        mac = hmac.new(key, body, hashlib.sha256).hexdigest().encode()
+        return body if hmac.compare_digest(mac, head[len(SEAL):]) else None
+
+    def _read_sealed(self, rel: str) -> bytes | None:
+        for path in self._lookup(rel):
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue
+            body = self._unseal(data)
+            if body is not None:
+                return body
+        return None
+
+    def _write_sealed(self, rel: str, body: bytes) -> None:
+        if self.root is None:
+            return
+        sealed = self._seal(body)
+        if sealed is None:
+            return
+        dst = self._staged(rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        tmp = dst + f".{threading.get_ident()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(sealed)
+        os.replace(tmp, dst)
 
     # -- staging ----------------------------------------------------------------------
 
@@ -77,6 +178,9 @@ class Cache:
         if self._stage is None:
             return
         put = os.path.join(self._stage, "put")
+        if self.root is not None and os.path.isdir(put):
+            with contextlib.suppress(OSError):  # unsaved: its entries are just not reused
+                self._save_key()
         unpacked = os.path.join(put, "unpacked")
         if self.root is not None and os.path.isdir(unpacked):
             # unpacked wheels move as whole directories (replacing a stale entry)
@@ -215,23 +319,37 @@ class Cache:
         return os.path.join("http", hashlib.sha256(key.encode()).hexdigest() + ".json")
 
     def get_page(self, key: str) -> dict[str, Any] | None:
-        for path in self._lookup(self._http_rel(key)):
-            try:
-                with open(path, encoding="utf-8") as f:
-                    data = json.load(f)
-            except (OSError, ValueError):
-                continue
-            if isinstance(data, dict) and data.get("key") == key:
-                return data
+        body = self._read_sealed(self._http_rel(key))
+        if body is None:
+            return None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if isinstance(data, dict) and data.get("key") == key:
+            return data
         return None
 
     def put_page(self, key: str, entry: dict[str, Any]) -> None:
-        if self.root is None:
-            return
         entry = {**entry, "key": key, "stored": time.time()}
-        dst = self._staged(self._http_rel(key))
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        tmp = dst + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(entry, f)
-        os.replace(tmp, dst)
+        self._write_sealed(self._http_rel(key), json.dumps(entry).encode())
+
+    # -- verdicts of wheel validation, by the wheel's sha256 (sealed) -------------------
+
+    @staticmethod
+    def _verdict_rel(wheel_sha256: str) -> str:
+        return os.path.join("verdicts", wheel_sha256[:2], wheel_sha256[2:] + ".json")
+
+    def get_verdict(self, wheel_sha256: str) -> dict[str, Any] | None:
+        if self.root is None:
+            return None
+        body = self._read_sealed(self._verdict_rel(wheel_sha256))
+        try:
+            data = json.loads(body) if body is not None else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) and data.get("sha256") == wheel_sha256 else None
+
+    def put_verdict(self, wheel_sha256: str, verdict: dict[str, Any]) -> None:
+        self._write_sealed(self._verdict_rel(wheel_sha256),
+                           json.dumps({**verdict, "sha256": wheel_sha256}).encode())

@@ -17,6 +17,7 @@ import base64
 import contextlib
 import errno
 import fcntl
+import functools
 import hashlib
 import io
 import json
@@ -92,24 +93,23 @@ class _Destination(SchemeDictionaryDestination):
     RECORD stops the install before anything reaches the environment.
     """
 
-    def __init__(self, *, target: Target, stage: str, wheel: WheelInfo,
-                 owners: dict[str, set[str]], claimed: dict[str, str],
-                 lock: threading.Lock, hardlink: bool = False) -> None:
+    def __init__(self, run: _Run, wheel: WheelInfo, hardlink: bool = False) -> None:
         super().__init__(
-            scheme_dict=dict(target.scheme),
-            interpreter=target.interpreter.executable,
+            scheme_dict=dict(run.target.scheme),
+            interpreter=run.target.interpreter.executable,
             script_kind="posix",
-            destdir=stage,
+            destdir=run.stage,
         )
-        self.stage = stage
+        self.run = run
+        self.stage = run.stage
         self.wheel = wheel
         self.dist_name = _cname(wheel.name)
         self.filename = wheel.filename
-        self.owners = owners
-        self.claimed = claimed
-        self.lock = lock
-        self.bases = {k: os.path.abspath(v) for k, v in target.scheme.items()}
-        self.real_bases = {k: os.path.realpath(v) for k, v in target.scheme.items()}
+        self.owners = run.owners
+        self.claimed = run.claimed
+        self.lock = run.lock
+        self.bases = run.bases
+        self.real_bases = run.real_bases
         self.checked_dirs: set[str] = set()
         self.absent_dirs: set[str] = set()  # checked, and not in the environment yet
         self.made_dirs: set[str] = set()
@@ -132,7 +132,7 @@ class _Destination(SchemeDictionaryDestination):
         anc = directory
         while not os.path.lexists(anc) and anc != os.path.dirname(anc):
             anc = os.path.dirname(anc)
-        if _within(anc, self.bases[scheme]) and not _within(os.path.realpath(anc),
+        if _within(anc, self.bases[scheme]) and not _within(self.run.realpath(anc),
                                                             self.real_bases[scheme]):
             raise WheelError(self.filename, "symlinked-dir",
                              f"{anc} is a link to {os.path.realpath(anc)}, outside the "
@@ -180,7 +180,7 @@ class _Destination(SchemeDictionaryDestination):
         expected = None if scheme == "scripts" else self.wheel.record.get(
             self._member(scheme, path))
         algo = expected[0] if expected else "sha256"
-        h = hashlib.new(algo)
+        h = hashlib.sha256() if algo == "sha256" else hashlib.new(algo)
         h256 = h if algo == "sha256" else hashlib.sha256()
         staged = self.stage + real
         parent = self.stage + directory
@@ -220,35 +220,50 @@ class _Destination(SchemeDictionaryDestination):
                 os.close(fd)
             if is_executable:
                 os.chmod(staged, 0o755)
-        if expected is not None:
-            digest = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
-            if digest != expected[1] or size != expected[2]:
-                raise WheelError(self.filename, "record",
-                                 f"hash / size of {self._member(scheme, path)} didn't match "
-                                 "RECORD")
-        return RecordEntry(path, Hash("sha256", base64.urlsafe_b64encode(
-            h256.digest()).rstrip(b"=").decode()), size)
+        digest = base64.urlsafe_b64encode(h.digest()).rstrip(b"=").decode()
+        if expected is not None and (digest != expected[1] or size != expected[2]):
+            raise WheelError(self.filename, "record",
+                             f"hash / size of {self._member(scheme, path)} didn't match RECORD")
+        if h256 is not h:
+            digest = base64.urlsafe_b64encode(h256.digest()).rstrip(b"=").decode()
+        return RecordEntry(path, Hash("sha256", digest), size)
 
 
 def _stage_jobs() -> int:
-    """Staging threads: about one per core. Half of staging is Python holding the GIL,
-    and more threads than cores only trade it back and forth (measured on 2 cores: 2
-    threads staged the 30-package set in 0.6x the time of 8)."""
+    """Staging threads. Half of staging is Python holding the GIL: two threads overlap
+    one's system calls with the other's Python; more only trade the GIL back and forth
+    (measured on 2 cores, the 30-package set: 1 thread 1.3x, 4 threads 1.2x, 8 threads
+    1.6x the time of 2)."""
     jobs = os.environ.get("SAFEPIP_STAGE_JOBS")
     if jobs and jobs.isdigit() and int(jobs) > 0:
         return int(jobs)
-    return max(2, min(4, os.cpu_count() or 2))
+    return 2
 
 
-def _stage_one(item: InstallItem, target: Target, stage: str, owners: dict[str, set[str]],
-               claimed: dict[str, str], lock: threading.Lock) -> list[str]:
+class _Run:
+    """What the wheels staged by one ``run`` share."""
+
+    def __init__(self, target: Target, stage: str, owners: dict[str, set[str]]) -> None:
+        self.target = target
+        self.stage = stage
+        self.owners = owners
+        self.claimed: dict[str, str] = {}  # path -> the distribution staging it
+        self.lock = threading.Lock()
+        self.bases = {k: os.path.abspath(v) for k, v in target.scheme.items()}
+        self.real_bases = {k: self.realpath(v) for k, v in target.scheme.items()}
+
+    @functools.cache  # noqa: B019 -- one run, whose environment is locked meanwhile
+    def realpath(self, path: str) -> str:
+        return os.path.realpath(path)
+
+
+def _stage_one(item: InstallItem, run: _Run) -> list[str]:
     """Stage one wheel: from its unpacked cache entry when there is a good one."""
     from safepip.install.unpacked import UnpackedSource, unpack
 
     w = item.wheel
     if item.unpacked is not None:
-        dest = _Destination(target=target, stage=stage, wheel=w, owners=owners,
-                            claimed=claimed, lock=lock, hardlink=item.hardlink)
+        dest = _Destination(run, w, hardlink=item.hardlink)
         try:
             return _install_from(UnpackedSource(w, item.unpacked), dest, item)
         except (WheelError, OSError) as exc:
@@ -258,19 +273,17 @@ def _stage_one(item: InstallItem, target: Target, stage: str, owners: dict[str, 
             # the verified wheel itself (a fresh entry replaces it if the run succeeds)
             for real in dest.written:
                 with contextlib.suppress(OSError):
-                    os.unlink(stage + real)
-                with lock:
-                    claimed.pop(real, None)
+                    os.unlink(run.stage + real)
+                with run.lock:
+                    run.claimed.pop(real, None)
     if item.new_unpacked is not None:
         unpack_to = item.new_unpacked()
         unpack(w, unpack_to)
-        dest = _Destination(target=target, stage=stage, wheel=w, owners=owners,
-                            claimed=claimed, lock=lock, hardlink=item.hardlink)
+        dest = _Destination(run, w, hardlink=item.hardlink)
         return _install_from(UnpackedSource(w, unpack_to), dest, item)
     from installer.sources import WheelFile
 
-    dest = _Destination(target=target, stage=stage, wheel=w, owners=owners, claimed=claimed,
-                        lock=lock)
+    dest = _Destination(run, w)
     with zipfile.ZipFile(io.BytesIO(w.data)) as zf:
         zf.filename = w.filename
         return _install_from(WheelFile(zf), dest, item)
@@ -342,16 +355,14 @@ def run(items: list[InstallItem], target: Target, installed: dict[str, Installed
         owners = file_owners(installed)
         stage = tempfile.mkdtemp(prefix=".safepip-stage-", dir=target.root)
         try:
-            claimed: dict[str, str] = {}
-            lock = threading.Lock()
+            shared = _Run(target, stage, owners)
             # wheels are staged in parallel: zlib, hashing and file writes release the GIL.
             # Warnings (installer skips __pycache__ members with one) are caught here, in
             # one place, since catch_warnings is process-wide state.
             with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(
                     max_workers=_stage_jobs()) as pool:
                 warnings.simplefilter("always")
-                for fut in [pool.submit(_stage_one, item, target, stage, owners, claimed,
-                                        lock) for item in items]:
+                for fut in [pool.submit(_stage_one, item, shared) for item in items]:
                     fut.result()
             _commit(items, target, stage, owners, fault, removals or [])
             return notes + [str(c.message) for c in caught]

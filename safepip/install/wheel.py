@@ -32,12 +32,12 @@ import stat
 import struct
 import zipfile
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from safepip.errors import WheelError
+from safepip.errors import SafepipError, WheelError
 from safepip.index.metadata import parse_metadata
 
 if TYPE_CHECKING:
@@ -74,6 +74,56 @@ class WheelInfo:
     members: list[str] = field(default_factory=list, repr=False)  # files, in zip order
     executable: frozenset[str] = frozenset()  # members whose zip mode has an x bit
     code_pth: list[str] = field(default_factory=list)  # .pth files that run code
+
+
+# Bump when a check of ``inspect_wheel`` changes: sealed verdicts of older rules are
+# not reused (the safepip version is part of the key as well).
+VERDICT_RULES = 1
+
+
+def verdict_of(info: WheelInfo) -> dict[str, Any]:
+    """What ``inspect_wheel`` concluded, for the sealed verdict cache (issue 2: a warm
+    install reuses it instead of reading every member name and RECORD row again)."""
+    from safepip import __version__
+
+    return {
+        "rules": f"{VERDICT_RULES}/{__version__}",
+        "filename": info.filename,
+        "dist_info": info.dist_info,
+        "data_dir": info.data_dir,
+        "root_scheme": info.root_scheme,
+        "members": info.members,
+        "executable": sorted(info.executable),
+        "record": {k: list(v) for k, v in info.record.items()},
+        "code_pth": info.code_pth,
+        "warnings": info.warnings,
+        "metadata": base64.b64encode(info.metadata.raw).decode("ascii"),
+    }
+
+
+def from_verdict(verdict: dict[str, Any] | None, data: bytes, filename: str,
+                 expected: Metadata | None = None) -> WheelInfo | None:
+    """The ``WheelInfo`` of a sealed verdict for the wheel whose verified bytes are
+    ``data``; None when there is none for these rules, or it does not fit."""
+    from safepip import __version__
+
+    if not verdict or verdict.get("rules") != f"{VERDICT_RULES}/{__version__}" or \
+            verdict.get("filename") != filename:
+        return None
+    try:
+        raw = base64.b64decode(verdict["metadata"])
+        md = expected if expected is not None and expected.raw == raw else parse_metadata(
+            raw, filename)
+        record = {str(k): (str(a), str(d), int(n)) for k, (a, d, n) in verdict["record"].items()}
+        return WheelInfo(
+            filename, md.name, md.version, str(verdict["dist_info"]),
+            str(verdict["data_dir"]), md, data, warnings=[str(w) for w in verdict["warnings"]],
+            record=record, root_scheme=str(verdict["root_scheme"]),
+            members=[str(m) for m in verdict["members"]],
+            executable=frozenset(str(m) for m in verdict["executable"]),
+            code_pth=[str(p) for p in verdict["code_pth"]])
+    except (KeyError, TypeError, ValueError, AttributeError, SafepipError):
+        return None
 
 
 def _fail(filename: str, rule: str, detail: str, hint: str | None = None) -> WheelError:
@@ -205,7 +255,7 @@ def validate(data: bytes, filename: str, *, expected: Metadata | None = None,
     (the early unpacker does it while downloads are still running).
     """
     info = inspected if inspected is not None else inspect_wheel(data, filename)
-    if expected is not None:
+    if expected is not None and expected.raw != info.metadata.raw:
         _compare_metadata(expected, info.metadata, filename)
     if info.code_pth and canonicalize_name(info.name) not in allow_pth:
         raise _fail(
