@@ -14,8 +14,11 @@ from safepip.errors import SafepipError, UsageError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from packaging.version import Version
+
     from safepip.attest.trust import Policy
     from safepip.config import Config, PipSettings
+    from safepip.fetch.cache import Cache
     from safepip.pipeline import Outcome
     from safepip.reqfile import RequirementSet
     from safepip.sandbox import Limits
@@ -535,9 +538,6 @@ def _run_install(args: argparse.Namespace, ui: UI, rs: RequirementSet, cfg: Conf
 
 
 def _lock(args: argparse.Namespace, ui: UI) -> int:
-    import copy
-    import shlex
-
     from packaging.utils import canonicalize_name
 
     from safepip import lock, pipeline
@@ -561,6 +561,24 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
     if len(targets) > 1 and not is_pylock:
         raise UsageError("a lock for several environments is a pylock.toml",
                          hint="add --format pylock (or -o pylock.toml)")
+    cache = pipeline.new_cache(cfg)  # committed once the lock is written
+    try:
+        code = _lock_with(args, ui, cfg, rs, preferred, targets, is_pylock, cache)
+    except BaseException:
+        cache.discard()
+        raise
+    cache.commit()
+    return code
+
+
+def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet,
+               preferred: dict[str, Version], targets: list[tuple[str | None, str | None]],
+               is_pylock: bool, cache: Cache) -> int:
+    import copy
+    import shlex
+
+    from safepip import lock, pipeline
+
     outcomes = []
     for version, plat in targets:
         if len(targets) > 1:
@@ -571,7 +589,7 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
             python=args.python, sandbox=args.sandbox,
             unsafe_build_on_host=args.unsafe_build_on_host, limits=_limits(args),
             attest=_attest_policy(args), python_version=version, platform=plat)
-        outcomes.append(pipeline.run(request, cfg, ui))
+        outcomes.append(pipeline.run(request, cfg, ui, cache=cache))
     outcome = outcomes[0]
     identities = {name: att.verified.publisher for o in outcomes
                   for name, att in o.attestations.items() if att.verified is not None}
@@ -795,6 +813,17 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
         ui.warn(problem)
 
 
+def _internal_error(exc: BaseException, verbosity: int) -> int:
+    if verbosity > 0:
+        import traceback
+
+        traceback.print_exception(exc)
+    print(f"error: internal error in safepip: {type(exc).__name__}: {exc}\n"
+          "This is a bug in safepip; please report it (rerun with -v for details).",
+          file=sys.stderr)
+    return 70
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from safepip.ui import UI
 
@@ -840,14 +869,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted; nothing was changed", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
-        if verbosity > 0:
-            import traceback
+    except OSError as exc:
+        from safepip.errors import is_disk_full
 
-            traceback.print_exc()
-        print(f"error: internal error in safepip: {type(exc).__name__}: {exc}\n"
-              "This is a bug in safepip; please report it (rerun with -v for details).",
-              file=sys.stderr)
-        return 70
+        if not is_disk_full(exc):
+            return _internal_error(exc, verbosity)
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"error: no space left on the device{where}\n"
+              "hint: free some space and run it again; an install that fails leaves the "
+              "environment and the cache as they were", file=sys.stderr)
+        return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
+        return _internal_error(exc, verbosity)
     finally:
         ui.detail(f"took {time.perf_counter() - start:.2f}s")

@@ -117,6 +117,21 @@ class InstallError(SafepipError):
     """Installing into the target failed; the environment was restored."""
 
 
+class DiskFullError(SafepipError):
+    """A write failed for lack of space or quota (threats.md row 30)."""
+
+    def __init__(self, doing: str, path: str | None, *, hint: str) -> None:
+        where = f" ({path})" if path else ""
+        super().__init__(f"no space left on the device while {doing}{where}", hint=hint)
+        self.path = path
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 class MetadataError(SafepipError):
     """A distribution's metadata is missing, malformed or inconsistent."""
 

@@ -21,7 +21,6 @@ from safepip.fetch.download import Downloader
 from safepip.index.metadata import MetadataFetcher
 from safepip.index.simple import IndexClient
 from safepip.install import installed as installed_mod
-from safepip.install import transaction
 from safepip.install.wheel import from_verdict, validate, verdict_of
 from safepip.resolve import Options, Req, resolve
 from safepip.sandbox import Limits
@@ -118,9 +117,18 @@ def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
         )
 
 
-def run(request: InstallRequest, cfg: Config, ui: UI) -> Outcome:
+def new_cache(cfg: Config, data_dir: str | None = None) -> Cache:
+    return Cache(None if cfg.no_cache else cfg.cache_dir, data_dir=data_dir)
+
+
+def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None) -> Outcome:
+    """Resolve, fetch, check and (unless a dry run) install. What it adds to the cache
+    is committed when it succeeds, or, when the caller passes its own ``cache``, left
+    for the caller to commit once its own work (writing a lock) has succeeded too."""
     t0 = time.perf_counter()
-    cache = Cache(None if cfg.no_cache else cfg.cache_dir, data_dir=request.data_dir)
+    own = cache is None
+    if cache is None:
+        cache = new_cache(cfg, request.data_dir)
     try:
         target = for_resolving(request.python, cache) if request.for_lock else discover(
             python=request.python, system=request.system, target_dir=request.target_dir,
@@ -139,9 +147,11 @@ def run(request: InstallRequest, cfg: Config, ui: UI) -> Outcome:
         store = TrustStore.default(request.data_dir)
         outcome = _run(request, cfg, ui, target, installed, cache, t0, store)
     except BaseException:
-        cache.discard()
+        if own:
+            cache.discard()
         raise
-    cache.commit()
+    if own:
+        cache.commit()
     if not request.dry_run:
         store.save()  # first publishers seen, now that the install succeeded
     return outcome
@@ -358,6 +368,8 @@ def _resolve_and_install(s: _Session) -> Outcome:
     t_dl = time.perf_counter()
     outcome.timings["download"] = t_dl - t_resolved
 
+    from safepip.install import transaction  # installer: not needed by lock or --dry-run
+
     items = []
     n_reused = 0
     for pin in to_install:
@@ -460,6 +472,8 @@ def uninstall(names: list[str], *, python: str | None = None, system: bool = Fal
     installed = installed_mod.scan(target)
     wanted = list(dict.fromkeys(canonicalize_name(n) for n in names))
     found = [installed[n] for n in wanted if n in installed]
+    from safepip.install import transaction
+
     missing: list[str] = [n for n in wanted if n not in installed]
     if found and not dry_run:
         transaction.run([], target, installed, removals=found,

@@ -344,7 +344,7 @@ def test_row27_failure_halfway_restores_everything(index: LocalIndex, venv: Path
     with clean():
         r = run("install", "-i", index.url, "lib==2.0", "other")
     assert r.code == 1
-    assert "rolled back" in r.err and "No space left on device" in r.err
+    assert "rolled back" in r.err and "no space left on the device" in r.err
     out = subprocess.run([str(venv / "bin" / "python"), "-c", "import lib; print(lib.v)"],
                          capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "1"

@@ -13,7 +13,13 @@ import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Protocol
 
-from safepip.errors import HashMismatchError, NetworkError, SafepipError
+from safepip.errors import (
+    DiskFullError,
+    HashMismatchError,
+    NetworkError,
+    SafepipError,
+    is_disk_full,
+)
 from safepip.models import Artifact
 
 if TYPE_CHECKING:
@@ -173,6 +179,13 @@ class Downloader:
             ok = True
             return Artifact(path, sha, dist, verified_by or ("none: no hash known",), size=got,
                             data=b"".join(chunks))
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(
+                    f"downloading {dist.filename}", self.cache.root or os.path.dirname(tmp),
+                    hint="free some space there, or use --cache-dir DIR on another disk; "
+                         "nothing was installed and the cache is as it was") from exc
+            raise
         finally:
             if fd >= 0:
                 os.close(fd)

@@ -33,7 +33,13 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from installer.destinations import SchemeDictionaryDestination
 
-from safepip.errors import InstallError, SafepipError, WheelError
+from safepip.errors import (
+    DiskFullError,
+    InstallError,
+    SafepipError,
+    WheelError,
+    is_disk_full,
+)
 from safepip.install.installed import file_owners, record_paths
 from safepip.install.unpacked import PathStream
 
@@ -362,8 +368,19 @@ def run(items: list[InstallItem], target: Target, installed: dict[str, Installed
             with warnings.catch_warnings(record=True) as caught, ThreadPoolExecutor(
                     max_workers=_stage_jobs()) as pool:
                 warnings.simplefilter("always")
-                for fut in [pool.submit(_stage_one, item, shared) for item in items]:
-                    fut.result()
+                futs = [(item, pool.submit(_stage_one, item, shared)) for item in items]
+                for item, fut in futs:
+                    try:
+                        fut.result()
+                    except OSError as exc:
+                        if is_disk_full(exc):
+                            raise DiskFullError(
+                                f"installing {item.wheel.filename}", target.root,
+                                hint="free some space there; nothing was changed in the "
+                                     "environment") from exc
+                        raise InstallError(
+                            f"installing {item.wheel.filename} failed: {exc}",
+                            hint="nothing was changed in the environment") from exc
             _commit(items, target, stage, owners, fault, removals or [])
             return notes + [str(c.message) for c in caught]
         finally:
@@ -443,6 +460,10 @@ def _commit(items: list[InstallItem], target: Target, stage: str, owners: dict[s
             os.makedirs(os.path.dirname(path), exist_ok=True)
             os.replace(dst, path)
         shutil.rmtree(backup, ignore_errors=True)
+        if is_disk_full(exc):
+            raise DiskFullError("moving the new files into the environment", target.root,
+                                hint="free some space there; the install was rolled back, "
+                                     "nothing was changed") from exc
         if isinstance(exc, OSError):
             raise InstallError(f"installing failed and was rolled back: {exc}",
                                hint="nothing was changed in the environment") from exc

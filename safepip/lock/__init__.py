@@ -8,6 +8,7 @@ interpreter, as pip-compile does, and its header says so.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tomllib
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from safepip import __version__
-from safepip.errors import RequirementsFileError, UsageError
+from safepip.errors import DiskFullError, RequirementsFileError, UsageError, is_disk_full
 
 if TYPE_CHECKING:
     from safepip.attest.publisher import Publisher
@@ -148,7 +149,16 @@ def body(text: str) -> str:
 
 
 def write(path: str, text: str) -> None:
+    """All or nothing: the old lock stays as it was if the new one cannot be written."""
     tmp = f"{path}.safepip-tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if is_disk_full(exc):
+            raise DiskFullError("writing the lock", path,
+                                hint="free some space there; the lock is as it was") from exc
+        raise
