@@ -463,9 +463,6 @@ def _install(args: argparse.Namespace, ui: UI) -> int:
         if os.path.isfile(path):
             read_file(path, rs, constraint=True)
             ui.detail(f"constraints from pip's configuration: {path}")
-    if cfg.find_links:
-        ui.detail("find-links are not supported yet and were ignored: " +
-                  " ".join(cfg.find_links))
     if not rs.requirements and not rs.pylocks:
         raise UsageError("nothing to install", hint="name a package, or use -r FILE")
     return _run_install(args, ui, rs, cfg, sync)
@@ -600,7 +597,8 @@ def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet
 
         text = pylock.render_environments(
             [pylock.LockedEnv(o.target.interpreter.markers, o.pins, o.files)
-             for o in outcomes], identities)
+             for o in outcomes], identities,
+            os.path.dirname(os.path.abspath(args.output_file)))
     else:
         from safepip.platforms import describe
 
@@ -608,7 +606,9 @@ def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet
         text = lock.render(outcome.pins, outcome.files,
                            outcome.target.interpreter.version, command, identities,
                            describe(version, plat, outcome.target.interpreter)
-                           if version or plat else "this interpreter and platform")
+                           if version or plat else "this interpreter and platform",
+                           options=lock.source_options(
+                               cfg, outcome.find_links_used, args.output_file))
     if args.check:
         try:
             with open(args.output_file, encoding="utf-8") as f:

@@ -89,6 +89,7 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
     removed: list[InstalledDist] = field(default_factory=list)  # safepip sync
     attestations: dict[str, AttestationResult] = field(default_factory=dict)
+    find_links_used: list[str] = field(default_factory=list)  # locations locked files are in
 
 
 def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
@@ -165,7 +166,12 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     for u in index_urls:
         if not u.startswith("file:"):
             http.check_url(u)
-    index = IndexClient(http, index_urls, cache, offline=cfg.offline)
+    find_links = None
+    if cfg.find_links:
+        from safepip.index.findlinks import FindLinks
+
+        find_links = FindLinks(http, cfg.find_links, offline=cfg.offline)
+    index = IndexClient(http, index_urls, cache, offline=cfg.offline, find_links=find_links)
     progress = ui.download_progress()
     downloader = Downloader(http, cache, progress)
     for r in rs.requirements:
@@ -315,6 +321,8 @@ def _resolve_and_install(s: _Session) -> Outcome:
             build=build)
         progress.clear_status()
     t_resolved = time.perf_counter()
+    for note in index.find_links.notes if index.find_links is not None else []:
+        ui.warn(note)
     ui.detail(f"metadata: {metadata.stats}")
     _check_hash_mode(rs, pins)
 
@@ -362,6 +370,11 @@ def _resolve_and_install(s: _Session) -> Outcome:
             page = page_fut.result() if page_fut is not None else None
             outcome.files[pin.name] = [f for f in page.files if f.version == pin.version
                                        ] if page is not None else []
+        _hash_unhashed(s, outcome)
+        if index.find_links is not None:
+            origin = index.find_links.origin
+            outcome.find_links_used = sorted({origin[f.url] for fs in outcome.files.values()
+                                              for f in fs if f.url in origin})
     if request.dry_run or request.for_lock:
         return outcome
 
@@ -417,6 +430,24 @@ def _resolve_and_install(s: _Session) -> Outcome:
     outcome.timings["check"] = time.perf_counter() - t_inst
     ui.detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items()))
     return outcome
+
+
+def _hash_unhashed(s: _Session, outcome: Outcome) -> None:
+    """A lock pins every file by its sha256: files that no index gave a hash for (a
+    --find-links directory, an index without hashes) are read (downloaded, cached) and
+    hashed here, as pip-compile --generate-hashes does."""
+    for pin in outcome.pins:  # a direct URL: its one file
+        if pin.dist is not None and not outcome.files.get(pin.name):
+            outcome.files[pin.name] = [pin.dist]
+    missing = [(name, i, f) for name, fs in outcome.files.items()
+               for i, f in enumerate(fs) if not f.sha256]
+    if not missing:
+        return
+    with s.progress, ThreadPoolExecutor(max_workers=s.cfg.jobs) as pool:
+        futs = [(name, i, f, pool.submit(s.downloader.get, f)) for name, i, f in missing]
+        for name, i, f, fut in futs:
+            outcome.files[name][i] = dataclasses.replace(
+                f, hashes={**f.hashes, "sha256": fut.result().sha256})
 
 
 def _download(s: _Session, outcome: Outcome, to_install: list[Pin]) -> None:

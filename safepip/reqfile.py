@@ -334,7 +334,11 @@ def _option_line(tokens: list[str], path: str, lineno: int, base: str, rs: Requi
     elif kind == "extra_index_url":
         rs.extra_index_urls.append(value)
     elif kind == "find_links":
-        rs.find_links.append(value)
+        # a relative directory is taken relative to the requirements file, when it is
+        # there (pip's rule), else to the working directory
+        near = os.path.join(base, value)
+        rs.find_links.append(near if "://" not in value and not os.path.isabs(value)
+                             and os.path.exists(near) else value)
     elif kind == "trusted_host":
         rs.trusted_hosts.append(value)
     elif kind == "only_binary":

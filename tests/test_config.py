@@ -54,7 +54,7 @@ def test_local_file_index_and_missing_entries(index: LocalIndex, venv: Path, saf
     sp = site_packages(venv)
     assert (sp / "onlylocal-1.0.dist-info").is_dir()
     assert (sp / "public-1.0.dist-info").is_dir()  # pip's configured constraint applied
-    assert "find-links are not supported yet" in r.err
+    assert "find-links location /nonexistent/wheels does not exist: ignored" in r.err
     # --isolated ignores all of it
     r = safepip("install", "--isolated", "--dry-run", "--force-reinstall", "onlylocal")
     assert r.code == 1

@@ -167,7 +167,7 @@ BAD_LOCKS = {
                  "hashes = {md5 = 'abc'}}]\n", "has no sha256 (only md5)"),
     "missing-hash": ("lock-version = '1.0'\n[[packages]]\nname = 'lib'\nversion = '1.5'\n"
                      "wheels = [{name = 'lib-1.5-py3-none-any.whl', url = 'URL'}]\n",
-                     "a wheel without url or hashes"),
+                     "a wheel without url (or path) or hashes"),
     "other-host": ("lock-version = '1.0'\n[[packages]]\nname = 'lib'\nversion = '1.5'\n"
                    "index = 'https://private.example/simple/'\n"
                    "wheels = [{name = 'lib-1.5-py3-none-any.whl', "

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from packaging.utils import NormalizedName
 
     from safepip.fetch.cache import Cache
+    from safepip.index.findlinks import FindLinks
     from safepip.index.http import HttpClient
 
 ACCEPT = (
@@ -262,11 +263,12 @@ class IndexClient:
     """Project pages from one or more indexes, with first-index pinning and caching."""
 
     def __init__(self, http: HttpClient, index_urls: list[str], cache: Cache,
-                 offline: bool = False) -> None:
+                 offline: bool = False, find_links: FindLinks | None = None) -> None:
         self.http = http
         self.index_urls = index_urls
         self.cache = cache
         self.offline = offline
+        self.find_links = find_links
 
     def _fetch(self, index_url: str, name: NormalizedName) -> ProjectPage | None:
         url = project_url(index_url, name)
@@ -330,11 +332,19 @@ class IndexClient:
         for a private name (dependency confusion, threats.md row 22).
         """
         cname = canonicalize_name(name)
+        found = None
         for index_url in self.index_urls:
             page = self._fetch(index_url, cname)
             if page is not None and page.files:
-                return page
-        return None
+                found = page
+                break
+        linked = self.find_links.files(cname) if self.find_links is not None else []
+        if not linked:
+            return found
+        # --find-links files join the index's (pip's and uv's behaviour): the resolver
+        # takes the best candidate among them all
+        return ProjectPage(cname, found.index_url if found else linked[0].index_url,
+                           tuple(linked) + (found.files if found else ()))
 
 
 HEURISTIC_MAX = 600  # seconds: PyPI's own max-age for simple pages

@@ -10,6 +10,7 @@ index and sha256.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import tomllib
 from dataclasses import dataclass
@@ -39,8 +40,12 @@ def _s(value: str) -> str:
     return json.dumps(value)  # a TOML basic string is a JSON string for our characters
 
 
-def _file(f: DistFile) -> str:
-    parts = [f"name = {_s(f.filename)}", f"url = {_s(f.url)}"]
+def _file(f: DistFile, lock_dir: str) -> str:
+    local = local_file(f.url)
+    # a local file (a --find-links directory, a file: index) is locked by its path,
+    # relative to the lock (PEP 751), so that the lock and the files can move together
+    where = f"path = {_s(os.path.relpath(local, lock_dir))}" if local else f"url = {_s(f.url)}"
+    parts = [f"name = {_s(f.filename)}", where]
     if f.upload_time:
         parts.append(f"upload-time = {f.upload_time}")
     if f.size is not None:
@@ -65,9 +70,18 @@ class LockedEnv:
     files: dict[str, list[DistFile]]
 
 
+def local_file(url: str) -> str | None:
+    if not url.startswith("file:"):
+        return None
+    import urllib.parse
+    import urllib.request
+
+    return urllib.request.url2pathname(urllib.parse.urlsplit(url).path)
+
+
 def render(pins: list[Pin], files: dict[str, list[DistFile]], markers: dict[str, str],
-           identities: dict[str, Publisher] | None = None) -> str:
-    return render_environments([LockedEnv(markers, pins, files)], identities)
+           identities: dict[str, Publisher] | None = None, lock_dir: str = ".") -> str:
+    return render_environments([LockedEnv(markers, pins, files)], identities, lock_dir)
 
 
 def _python_range(versions: list[str]) -> str:
@@ -79,7 +93,8 @@ def _python_range(versions: list[str]) -> str:
 
 
 def render_environments(envs: list[LockedEnv],
-                        identities: dict[str, Publisher] | None = None) -> str:
+                        identities: dict[str, Publisher] | None = None,
+                        lock_dir: str = ".") -> str:
     """A lock for one or several environments (each resolved on its own): a package
     every environment pins at the same version is listed once; otherwise each of its
     versions carries a marker naming the environments that take it."""
@@ -120,7 +135,7 @@ def render_environments(envs: list[LockedEnv],
             markers = [env_markers[i] for i in where]
             out.append("marker = " + _s(" or ".join(f"({m})" for m in markers)
                                         if len(markers) > 1 else markers[0]))
-        if pin.dist.index_url:
+        if pin.dist.index_url and not pin.dist.index_url.startswith("file:"):
             out.append(f"index = {_s(pin.dist.index_url)}")
         if pin.metadata is not None and pin.metadata.requires_dist:
             deps = sorted({canonicalize_name(r.name) for r in pin.metadata.requires_dist
@@ -132,10 +147,11 @@ def render_environments(envs: list[LockedEnv],
         sdists = [f for f in pf.values() if f.kind == "sdist"]
         wheels = [f for f in pf.values() if f.kind == "wheel"]
         if sdists:
-            out.append("sdist = " + _file(sdists[0]))
+            out.append("sdist = " + _file(sdists[0], lock_dir))
         if wheels:
             out.append("wheels = [")
-            out.extend(f"  {_file(w)}," for w in sorted(wheels, key=lambda w: w.filename))
+            out.extend(f"  {_file(w, lock_dir)}," for w in sorted(wheels,
+                                                                 key=lambda w: w.filename))
             out.append("]")
         if identities and name in identities:
             ident = identities[name].as_dict()
@@ -249,9 +265,13 @@ def _file_entry(path: str, name: str, entry: Any, what: str) -> tuple[str, str, 
     """(url, sha256, file name) of a locked wheel or sdist table, checked."""
     if not isinstance(entry, dict):
         raise _err(path, f"{name}: a {what} entry is not a table")
-    url, hashes = entry.get("url"), entry.get("hashes")
+    url, local, hashes = entry.get("url"), entry.get("path"), entry.get("hashes")
+    if url is None and isinstance(local, str):  # relative to the lock file
+        import pathlib
+
+        url = pathlib.Path(os.path.dirname(os.path.abspath(path)), local).resolve().as_uri()
     if not isinstance(url, str) or not isinstance(hashes, dict):
-        raise _err(path, f"{name}: a {what} without url or hashes")
+        raise _err(path, f"{name}: a {what} without url (or path) or hashes")
     if "sha256" not in hashes:
         raise _err(path, f"{name}: {entry.get('name', url)} has no sha256 (only "
                    f"{', '.join(sorted(hashes)) or 'no hashes'})")

@@ -51,8 +51,11 @@ def _impossible_message(exc: ResolutionImpossible, provider: Provider) -> str:  
                          (" ..." if len(set(why)) > 5 else ""))
         fut = provider._pages.get(name)
         if fut is not None and fut.done() and fut.exception() is None and fut.result() is None:
-            lines.append(f"  {name} was not found on any index "
-                         f"({', '.join(provider.index.index_urls) or 'no index configured'})")
+            fl = provider.index.find_links
+            where = ", ".join(provider.index.index_urls) or "no index configured"
+            if fl is not None and fl.locations:
+                where += "; nor in --find-links " + ", ".join(fl.locations)
+            lines.append(f"  {name} was not found on any index ({where})")
     return "cannot resolve the requirements:\n" + "\n".join(lines)
 
 
