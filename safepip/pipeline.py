@@ -24,7 +24,7 @@ from safepip.install import installed as installed_mod
 from safepip.install.wheel import from_verdict, validate, verdict_of
 from safepip.resolve import Options, Req, resolve
 from safepip.sandbox import Limits
-from safepip.target import discover, for_resolving
+from safepip.target import discover, for_resolving, locate
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -130,11 +130,19 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
     own = cache is None
     if cache is None:
         cache = new_cache(cfg, request.data_dir)
+    early = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="safepip-early")
+    ok = False
     try:
-        target = for_resolving(request.python, cache) if request.for_lock else discover(
+        exe = locate(request.python, system=request.system, target_dir=request.target_dir,
+                     for_lock=request.for_lock)
+        index = _index_client(cfg, cache)
+        # the top-level requirements' pages are fetched while the interpreter is probed
+        index.prefetch([r.name for r in request.reqs.requirements
+                        if not r.link and not r.local], early)
+        target = for_resolving(request.python, cache, exe) if request.for_lock else discover(
             python=request.python, system=request.system, target_dir=request.target_dir,
             prefix=request.prefix, user=request.user,
-            break_system_packages=request.break_system_packages, cache=cache,
+            break_system_packages=request.break_system_packages, cache=cache, exe=exe,
         )
         if request.for_lock and (request.python_version or request.platform):
             from safepip.platforms import foreign
@@ -146,11 +154,14 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
             ui.detail(note)
         installed = installed_mod.scan(target)
         store = TrustStore.default(request.data_dir)
-        outcome = _run(request, cfg, ui, target, installed, cache, t0, store)
-    except BaseException:
-        if own:
+        outcome = _run(request, cfg, ui, target, installed, cache, t0, store, index)
+        ok = True
+    finally:
+        # after a failure, pages still in flight are not waited for (their late writes
+        # to the discarded cache are dropped)
+        early.shutdown(wait=ok, cancel_futures=not ok)
+        if not ok and own:
             cache.discard()
-        raise
     if own:
         cache.commit()
     if not request.dry_run:
@@ -158,20 +169,25 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
     return outcome
 
 
-def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
-         installed: dict[str, Any], cache: Cache, t0: float, store: TrustStore) -> Outcome:
-    rs = request.reqs
+def _index_client(cfg: Config, cache: Cache) -> IndexClient:
     http = cfg.http()
-    index_urls = cfg.index_urls
-    for u in index_urls:
+    for u in cfg.index_urls:
         if not u.startswith("file:"):
-            http.check_url(u)
+            http.check_url(u)  # refused before any request is made
     find_links = None
     if cfg.find_links:
         from safepip.index.findlinks import FindLinks
 
         find_links = FindLinks(http, cfg.find_links, offline=cfg.offline)
-    index = IndexClient(http, index_urls, cache, offline=cfg.offline, find_links=find_links)
+    return IndexClient(http, cfg.index_urls, cache, offline=cfg.offline,
+                       find_links=find_links)
+
+
+def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
+         installed: dict[str, Any], cache: Cache, t0: float, store: TrustStore,
+         index: IndexClient) -> Outcome:
+    rs = request.reqs
+    http = index.http
     progress = ui.download_progress()
     downloader = Downloader(http, cache, progress)
     for r in rs.requirements:
@@ -376,6 +392,7 @@ def _resolve_and_install(s: _Session) -> Outcome:
             outcome.find_links_used = sorted({origin[f.url] for fs in outcome.files.values()
                                               for f in fs if f.url in origin})
     if request.dry_run or request.for_lock:
+        ui.detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items()))
         return outcome
 
     t_dl = time.perf_counter()

@@ -257,11 +257,12 @@ def discover(
     user: bool = False,
     break_system_packages: bool = False,
     cache: Cache | None = None,
+    exe: str | None = None,
 ) -> Target:
-    """Find the environment and build the scheme the install writes into."""
-    # --target writes into a plain directory: any interpreter's tags will do, so an
-    # absent venv is not an error there (pip uses its own interpreter in that case).
-    exe = find_interpreter(python, system or target_dir is not None)
+    """Find the environment and build the scheme the install writes into (``exe``: what
+    ``locate`` found already)."""
+    if exe is None:
+        exe = locate(python, system=system, target_dir=target_dir)
     interp = probe(exe, cache)
     if target_dir is not None:
         d = os.path.abspath(target_dir)
@@ -314,15 +315,28 @@ def _pick(paths: dict[str, str]) -> dict[str, str]:
     return scheme
 
 
-def for_resolving(python: str | None, cache: Cache | None = None) -> Target:
-    """The interpreter a lock is resolved for: as for installs, else python3 on PATH.
+def locate(python: str | None, *, system: bool = False, target_dir: str | None = None,
+           for_lock: bool = False) -> str:
+    """The interpreter an install (or a lock) is for, without running it: cheap, and
+    the place where "no virtual environment" is said."""
+    if for_lock:
+        # a lock is resolved for the environment's interpreter, else python3 on PATH:
+        # nothing is installed, so neither a virtual environment nor PEP 668 is required
+        try:
+            return find_interpreter(python, False)
+        except TargetError:
+            if python:
+                raise
+            return find_interpreter(None, True)
+    # --target writes into a plain directory: any interpreter's tags will do, so an
+    # absent venv is not an error there (pip uses its own interpreter in that case).
+    return find_interpreter(python, system or target_dir is not None)
 
-    Nothing is installed, so neither a virtual environment nor PEP 668 is required."""
-    try:
-        exe = find_interpreter(python, False)
-    except TargetError:
-        if python:
-            raise
-        exe = find_interpreter(None, True)
+
+def for_resolving(python: str | None, cache: Cache | None = None,
+                  exe: str | None = None) -> Target:
+    """The interpreter a lock is resolved for (see ``locate``)."""
+    if exe is None:
+        exe = locate(python, for_lock=True)
     interp = probe(exe, cache)
     return Target(interp, _pick(interp.scheme), interp.prefix, "lock")

@@ -86,12 +86,25 @@ def build_mirror(root: Path, reqs: Path) -> None:
         (d / "index.html").write_text("<html><body>\n" + "\n".join(rows) + "\n</body></html>")
 
 
+class MirrorServer(ThreadingHTTPServer):
+    # socketserver's default listen backlog of 5 overflows when a tool opens a dozen
+    # connections at once, and each dropped SYN costs that connection a 1 s retransmit:
+    # the mirror, not the tool, would be measured
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def serve(root: Path) -> tuple[ThreadingHTTPServer, str]:
     class Quiet(SimpleHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as PyPI's CDN
+        # without it, headers and body leave in two segments and Nagle waits for the
+        # client's delayed ACK: 40 ms per response on a kept-alive connection
+        disable_nagle_algorithm = True
+
         def log_message(self, *a: object) -> None:
             pass
 
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
+    srv = MirrorServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, f"http://127.0.0.1:{srv.server_address[1]}/simple/"
 

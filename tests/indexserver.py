@@ -43,6 +43,13 @@ class Entry:
         return self.listed_sha256 or hashlib.sha256(self.data).hexdigest()
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's listen backlog of 5 drops SYNs when a dozen connections open at
+    # once, and each costs a 1 s retransmit
+    request_queue_size = 256
+    daemon_threads = True
+
+
 @dataclass
 class LocalIndex:
     host: str = "127.0.0.1"
@@ -235,8 +242,7 @@ class LocalIndex:
                     return
                 self._send(404, b"not found")
 
-        self._server = ThreadingHTTPServer((self.host, 0), Handler)
-        self._server.daemon_threads = True
+        self._server = _Server((self.host, 0), Handler)
         self.port = self._server.server_address[1]
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self

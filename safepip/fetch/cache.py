@@ -47,6 +47,7 @@ class Cache:
         self._data_dir = data_dir
         self._key_bytes: bytes | None = None
         self._new_key = False
+        self._closed = False  # committed or discarded: late writes are dropped
 
     # -- sealed entries ---------------------------------------------------------------
 
@@ -123,7 +124,7 @@ class Cache:
         return None
 
     def _write_sealed(self, rel: str, body: bytes) -> None:
-        if self.root is None:
+        if self.root is None or self._closed:
             return
         sealed = self._seal(body)
         if sealed is None:
@@ -204,6 +205,7 @@ class Cache:
 
     def discard(self) -> None:
         """Forget this run's writes; the cache is as it was before the run."""
+        self._closed = True
         self._cleanup()
         for d in self._created:
             with contextlib.suppress(OSError):

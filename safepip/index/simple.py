@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import urllib.parse
 from html.parser import HTMLParser
@@ -28,6 +29,9 @@ from safepip.errors import IndexError_, NetworkError
 from safepip.models import DistFile, ProjectPage
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from concurrent.futures import Executor, Future
+
     from packaging.utils import NormalizedName
 
     from safepip.fetch.cache import Cache
@@ -269,6 +273,17 @@ class IndexClient:
         self.cache = cache
         self.offline = offline
         self.find_links = find_links
+        self._early: dict[str, Future[ProjectPage | None]] = {}
+        self._early_lock = threading.Lock()
+
+    def prefetch(self, names: Iterable[str], pool: Executor) -> None:
+        """Start fetching these projects' pages (run starts them while the target
+        interpreter is being probed); ``project`` then waits for them."""
+        with self._early_lock:
+            for name in names:
+                cname = canonicalize_name(name)
+                if cname not in self._early:
+                    self._early[cname] = pool.submit(self._project, cname)
 
     def _fetch(self, index_url: str, name: NormalizedName) -> ProjectPage | None:
         url = project_url(index_url, name)
@@ -332,6 +347,13 @@ class IndexClient:
         for a private name (dependency confusion, threats.md row 22).
         """
         cname = canonicalize_name(name)
+        with self._early_lock:
+            early = self._early.get(cname)
+        if early is not None:
+            return early.result()
+        return self._project(cname)
+
+    def _project(self, cname: NormalizedName) -> ProjectPage | None:
         found = None
         for index_url in self.index_urls:
             page = self._fetch(index_url, cname)
