@@ -43,7 +43,7 @@ class Cache:
         self.root = root
         self._stage: str | None = None
         self._created: list[str] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._data_dir = data_dir
         self._key_bytes: bytes | None = None
         self._new_key = False
@@ -124,17 +124,20 @@ class Cache:
         return None
 
     def _write_sealed(self, rel: str, body: bytes) -> None:
-        if self.root is None or self._closed:
+        if self.root is None:
             return
         sealed = self._seal(body)
         if sealed is None:
             return
-        dst = self._staged(rel)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        tmp = dst + f".{threading.get_ident()}.tmp"
-        with open(tmp, "wb") as f:
-            f.write(sealed)
-        os.replace(tmp, dst)
+        with self._lock:  # not into a run that was committed or discarded meanwhile
+            if self._closed:
+                return
+            dst = self._staged(rel)
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            tmp = dst + f".{threading.get_ident()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(sealed)
+            os.replace(tmp, dst)
 
     # -- staging ----------------------------------------------------------------------
 
@@ -176,6 +179,11 @@ class Cache:
 
     def commit(self) -> None:
         """Move this run's writes into the cache (only after the whole run succeeded)."""
+        with self._lock:
+            self._closed = True
+            self._commit()
+
+    def _commit(self) -> None:
         if self._stage is None:
             return
         put = os.path.join(self._stage, "put")
@@ -205,8 +213,9 @@ class Cache:
 
     def discard(self) -> None:
         """Forget this run's writes; the cache is as it was before the run."""
-        self._closed = True
-        self._cleanup()
+        with self._lock:
+            self._closed = True
+            self._cleanup()
         for d in self._created:
             with contextlib.suppress(OSError):
                 os.rmdir(d)

@@ -273,7 +273,7 @@ def _stage_one(item: InstallItem, run: _Run) -> list[str]:
         try:
             return _install_from(UnpackedSource(w, item.unpacked), dest, item)
         except (WheelError, OSError) as exc:
-            if isinstance(exc, WheelError) and exc.rule != "record":
+            if (isinstance(exc, WheelError) and exc.rule != "record") or is_disk_full(exc):
                 raise
             # the cache entry was changed or damaged: forget what it staged and use
             # the verified wheel itself (a fresh entry replaces it if the run succeeds)
