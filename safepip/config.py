@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -20,12 +21,26 @@ if TYPE_CHECKING:
     from safepip.index.http import HttpClient
 
 
+def _xdg(variable: str, default: str) -> str | None:
+    """The XDG base directory platformdirs gives on Linux, without importing it (4 ms of
+    every run); None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    base = os.environ.get(variable, "").strip()
+    if not base or not os.path.isabs(base):
+        base = os.path.expanduser(default)
+    return os.path.join(base, "safepip")
+
+
 def default_data_dir() -> str:
     """Where safepip keeps its own state (trust store, cache key): ``SAFEPIP_DATA_DIR``,
     else the platform's user data directory."""
     env = os.environ.get("SAFEPIP_DATA_DIR")
     if env:
         return os.path.abspath(env)
+    linux = _xdg("XDG_DATA_HOME", "~/.local/share")
+    if linux is not None:
+        return linux
     import platformdirs
 
     return platformdirs.user_data_dir("safepip", appauthor=False)
@@ -158,6 +173,9 @@ def default_cache_dir() -> str:
     env = os.environ.get("SAFEPIP_CACHE_DIR")
     if env:
         return os.path.abspath(env)
+    linux = _xdg("XDG_CACHE_HOME", "~/.cache")
+    if linux is not None:
+        return linux
     import platformdirs
 
     return platformdirs.user_cache_dir("safepip", appauthor=False)

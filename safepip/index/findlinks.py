@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import threading
 import urllib.parse
-import urllib.request
 from typing import TYPE_CHECKING
 
 from packaging.utils import (
@@ -55,7 +54,9 @@ def local_path(location: str) -> str | None:
     if parts.scheme.lower() in ("http", "https"):
         return None
     if parts.scheme.lower() == "file":
-        return os.path.abspath(urllib.request.url2pathname(parts.path))
+        from urllib.request import url2pathname  # (it imports http.client: only if needed)
+
+        return os.path.abspath(url2pathname(parts.path))
     return os.path.abspath(os.path.expanduser(location))
 
 
@@ -87,13 +88,14 @@ class FindLinks:
         path = local_path(location)
         if path is None:
             return self._page(location)
+        from urllib.request import pathname2url
+
         if os.path.isdir(path):
-            base = urllib.parse.urljoin("file:", urllib.request.pathname2url(path)) + "/"
+            base = urllib.parse.urljoin("file:", pathname2url(path)) + "/"
             names = sorted(n for n in os.listdir(path)
                            if os.path.isfile(os.path.join(path, n)))
         elif os.path.isfile(path):
-            base = urllib.parse.urljoin(
-                "file:", urllib.request.pathname2url(os.path.dirname(path))) + "/"
+            base = urllib.parse.urljoin("file:", pathname2url(os.path.dirname(path))) + "/"
             names = [os.path.basename(path)]
         else:
             self.notes.append(f"find-links location {location} does not exist: ignored")
