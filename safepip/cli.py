@@ -209,8 +209,9 @@ def _add_index_options(g: argparse._ArgumentGroup) -> None:
                    help="more indexes; a project is taken only from the first index that has "
                         "it")
     g.add_argument("--no-index", action="store_true", help="use no index")
-    g.add_argument("-f", "--find-links", action="append", default=[], metavar="URL",
-                   help="accepted for compatibility; not used yet")
+    g.add_argument("-f", "--find-links", action="append", default=[], metavar="DIR|URL",
+                   help="also look for files here: a directory, a file, or a page of links "
+                        "(with --no-index: only here)")
     g.add_argument("--trusted-host", action="append", default=[], metavar="HOST",
                    help="allow plain http for this host")
     g.add_argument("--cert", metavar="FILE", help="extra CA bundle")
@@ -798,7 +799,9 @@ def _summary(outcome: Outcome, ui: UI, dry_run: bool) -> None:
                    if not v.startswith(("none", "built", "from the built"))]
         builds = [v for v in art.verified_by if v.startswith(("built", "from the built"))]
         what = "sdist sha256" if builds else "sha256"
-        hash_note = f"{what} ✓ {'+'.join(sources)}" if sources else f"{what}: no hash known"
+        hash_note = f"{what} ✓ {'+'.join(sources)}" if sources else (
+            "a local file (no hash to check it against)" if art.dist.url.startswith("file:")
+            else f"{what}: no hash known")
         if builds:
             hash_note += " · " + builds[0]
         if pin.name in outcome.notes:
