@@ -63,6 +63,7 @@ class LocalIndex:
     # lists nothing and serves /integrity/<project>/<version>/<file>/provenance instead
     pep740: bool = False
     page_headers: dict[str, str] = field(default_factory=dict)  # e.g. PyPI's max-age
+    api_version: str = "1.1"  # the simple API's version (PEP 740 needs 1.3)
     port: int = 0
     _server: ThreadingHTTPServer | None = None
 
@@ -115,7 +116,7 @@ class LocalIndex:
                 if self.pep740:
                     f["provenance"] = self.provenance_url(e)
                 files.append(f)
-            return json.dumps({"meta": {"api-version": "1.1"}, "name": project,
+            return json.dumps({"meta": {"api-version": self.api_version}, "name": project,
                                "files": files}).encode()
         rows = []
         for e in entries:
@@ -132,7 +133,9 @@ class LocalIndex:
                 attrs += f' data-provenance="{html.escape(prov)}"'
             rows.append(f'<a href="../../files/{e.filename}#sha256={e.sha256}"{attrs}>'
                         f"{e.filename}</a><br>")
-        return ("<!DOCTYPE html><html><body>" + "\n".join(rows) + "</body></html>").encode()
+        return ('<!DOCTYPE html><html><head><meta name="pypi:repository-version" '
+                f'content="{self.api_version}"></head><body>' + "\n".join(rows) +
+                "</body></html>").encode()
 
     def provenance_url(self, e: Entry) -> str | None:
         if e.provenance_url is not None:

@@ -362,3 +362,20 @@ def test_offline_uses_cached_provenance(index: LocalIndex, venv: Path, safepip,
     assert r.code == 1
     assert "--offline: this is not in the cache" in r.err
     assert "hint: run once without --offline to fetch it" in r.err
+
+
+@pytest.mark.parametrize("fmt", ["json", "html"])
+@pytest.mark.parametrize(("api", "asked"), [("1.1", True), ("1.3", False)])
+def test_simple_api_13_says_no_provenance_by_leaving_it_out(index: LocalIndex, venv: Path,
+                                                            safepip, fmt: str, api: str,
+                                                            asked: bool) -> None:
+    """PEP 740: an index at API version 1.3 or later lists provenance where there is
+    some, so a file without it has none (no Integrity API request); before 1.3 the
+    index does not say, and its Integrity API is asked."""
+    index.format = fmt
+    index.api_version = api
+    index.add(make_wheel("lib"))
+    r = safepip("install", "lib", "--report", "-")
+    assert r.code == 0, r.text
+    assert bool(index.requests_for("/integrity/")) is asked
+    assert "not attested" in r.err

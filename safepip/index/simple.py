@@ -158,6 +158,17 @@ def _absolute(base: str, url: str) -> str:
     return url if url.startswith(("https://", "http://")) else urllib.parse.urljoin(base, url)
 
 
+def _at_least(version: object, wanted: tuple[int, int]) -> bool:
+    """An API version string ("1.3") is at least ``wanted``."""
+    if not isinstance(version, str):
+        return False
+    try:
+        major, minor = (int(x) for x in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= wanted
+
+
 def parse_json_page(body: bytes, page_url: str, index_url: str,
                     project: NormalizedName) -> list[DistFile]:
     try:
@@ -166,6 +177,8 @@ def parse_json_page(body: bytes, page_url: str, index_url: str,
         raise IndexError_(f"{page_url}: the index answered invalid JSON ({exc})") from exc
     if not isinstance(data, dict) or not isinstance(data.get("files"), list):
         raise IndexError_(f"{page_url}: the index answered JSON without a 'files' list")
+    meta = data.get("meta")
+    pep740 = _at_least(meta.get("api-version") if isinstance(meta, dict) else None, (1, 3))
     out: list[DistFile] = []
     for entry in data["files"][:MAX_FILES]:
         if not isinstance(entry, dict):
@@ -193,7 +206,7 @@ def parse_json_page(body: bytes, page_url: str, index_url: str,
             core_metadata=cm,
             # PEP 740: a URL; null says "none"; no key at all: the index does not say
             provenance=(_absolute(page_url, prov) if isinstance(prov, str) and prov else
-                        None if "provenance" not in entry else ""),
+                        None if "provenance" not in entry and not pep740 else ""),
         )
         if d is not None:
             out.append(d)
@@ -205,12 +218,17 @@ class _AnchorParser(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.anchors: list[tuple[dict[str, str | None], str]] = []
         self.base: str | None = None
+        self.meta: dict[str, str] = {}
         self._current: dict[str, str | None] | None = None
         self._text: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag == "base" and self.base is None:
             self.base = dict(attrs).get("href")
+        elif tag == "meta":
+            m = dict(attrs)
+            if m.get("name") and m.get("content") is not None:
+                self.meta[str(m["name"])] = str(m["content"])
         elif tag == "a":
             self._current = dict(attrs)
             self._text = []
@@ -230,6 +248,10 @@ def parse_html_page(body: bytes, page_url: str, index_url: str,
     parser = _AnchorParser()
     parser.feed(body.decode("utf-8", errors="replace"))
     base = urllib.parse.urljoin(page_url, parser.base) if parser.base else page_url
+    # PEP 740: from repository version 1.3 on, a file without data-provenance has none
+    # (before, the index just does not say, and its Integrity API is asked)
+    no_provenance = "" if _at_least(parser.meta.get("pypi:repository-version"), (1, 3)) \
+        else None
     out: list[DistFile] = []
     for attrs, _text in parser.anchors[:MAX_FILES]:
         href = attrs.get("href")
@@ -256,7 +278,7 @@ def parse_html_page(body: bytes, page_url: str, index_url: str,
             yanked=(yanked or "") if "data-yanked" in attrs else None,
             core_metadata=cm if "data-core-metadata" in attrs or
             "data-dist-info-metadata" in attrs else None,
-            provenance=urllib.parse.urljoin(base, prov) if prov else None,
+            provenance=urllib.parse.urljoin(base, prov) if prov else no_provenance,
         )
         if d is not None:
             out.append(d)
