@@ -22,7 +22,9 @@ fi
 
 if ! docker info >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then
-    (dockerd >/var/log/safepip-dockerd.log 2>&1 &)
+    # daemons start in / : one left running with a deleted working directory (a
+    # removed checkout) fails to start containers ("write child: broken pipe")
+    (cd / && dockerd >/var/log/safepip-dockerd.log 2>&1 &)
     for _ in $(seq 1 60); do
       docker info >/dev/null 2>&1 && break
       sleep 1
@@ -43,7 +45,7 @@ sys.exit(0 if b" 200 " in s.recv(64) else 1)' "$sock" >/dev/null 2>&1
   }
   if ! ping; then
     mkdir -p /run/podman
-    (podman system service --time=0 "unix://$sock" >/var/log/safepip-podman.log 2>&1 &)
+    (cd / && podman system service --time=0 "unix://$sock" >/var/log/safepip-podman.log 2>&1 &)
     for _ in $(seq 1 30); do
       ping && break
       sleep 1
