@@ -46,11 +46,14 @@ def test_sealed_entries_need_this_users_key(tmp_path: Path) -> None:
     assert Cache(str(root), data_dir=str(data)).get_page("k") is None
     entry.write_text(json.dumps({"key": "k", "body": "y", "stored": 0}))
     assert Cache(str(root), data_dir=str(data)).get_page("k") is None
-    # a damaged key trusts nothing and seals nothing
+    # a damaged key verifies nothing, and the next committed run replaces it
     (data / "cache.key").write_text("not hex\n")
     c2 = Cache(str(root), data_dir=str(data))
+    assert c2.get_page("k") is None
     c2.put_page("k2", {"body": "z"})
-    assert c2.get_page("k2") is None
+    c2.commit()
+    assert len(bytes.fromhex((data / "cache.key").read_text())) == 32
+    assert Cache(str(root), data_dir=str(data)).get_page("k2")["body"] == "z"
 
 
 def test_discarded_run_saves_no_key(tmp_path: Path) -> None:

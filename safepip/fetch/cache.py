@@ -47,6 +47,7 @@ class Cache:
         self._data_dir = data_dir
         self._key_bytes: bytes | None = None
         self._new_key = False
+        self._replace_key = False
         self._closed = False  # committed or discarded: late writes are dropped
 
     # -- sealed entries ---------------------------------------------------------------
@@ -58,25 +59,33 @@ class Cache:
 
     def _key(self, create: bool) -> bytes | None:
         """This user's cache key. A new one is made in memory by the first sealed write
-        and saved by ``commit()`` (a refused run leaves the data directory as it was)."""
-        if self._key_bytes is not None:
-            return self._key_bytes
-        try:
-            with open(self._key_path(), "rb") as f:
-                key = bytes.fromhex(f.read().decode("ascii").strip())
-        except FileNotFoundError:
-            if not create:
-                return None
-            import secrets
+        and saved by ``commit()`` (a refused run leaves the data directory as it was); a
+        damaged key file verifies nothing and is replaced the same way."""
+        with self._lock:
+            if self._key_bytes is not None:
+                return self._key_bytes
+            try:
+                with open(self._key_path(), "rb") as f:
+                    key = bytes.fromhex(f.read().decode("ascii").strip())
+                if len(key) < 32:
+                    raise ValueError("short key")
+            except FileNotFoundError:
+                self._replace_key = False
+                key = b""
+            except (UnicodeDecodeError, ValueError):
+                self._replace_key = True
+                key = b""
+            except OSError:
+                return None  # unreadable: nothing sealed is trusted, nothing is sealed
+            if not key:
+                if not create:
+                    return None
+                import secrets
 
-            key = secrets.token_bytes(32)
-            self._new_key = True
-        except (OSError, ValueError):
-            return None  # unreadable or damaged: nothing sealed is trusted, nothing sealed
-        if len(key) < 32:
-            return None
-        self._key_bytes = key
-        return key
+                key = secrets.token_bytes(32)
+                self._new_key = True
+            self._key_bytes = key
+            return key
 
     def _save_key(self) -> None:
         if not self._new_key or self._key_bytes is None:
@@ -87,12 +96,16 @@ class Cache:
         try:
             with os.fdopen(fd, "w", encoding="ascii") as f:
                 f.write(self._key_bytes.hex() + "\n")
-            with contextlib.suppress(FileExistsError):
-                # never replaces a key another process saved meanwhile (what this run
-                # sealed with its own key is then just not trusted next time)
-                os.link(tmp, path)
+            if self._replace_key:
+                os.replace(tmp, path)
+            else:
+                with contextlib.suppress(FileExistsError):
+                    # never replaces a key another process saved meanwhile (what this
+                    # run sealed with its own key is then just not trusted next time)
+                    os.link(tmp, path)
         finally:
-            os.unlink(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         self._new_key = False
 
     def _seal(self, body: bytes) -> bytes | None:
