@@ -141,3 +141,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "network" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def uv(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    """uv and a clean environment for it (uv comes with the test extras, so CI has it)."""
+    import shutil
+
+    found = shutil.which("uv", path=os.path.dirname(sys.executable)) or shutil.which("uv")
+    if found is None:
+        if os.environ.get("CI") or os.environ.get("SAFEPIP_REQUIRE_SANDBOX") == "1":
+            pytest.fail("uv is required in CI (it is in the test extras)")
+        pytest.skip("uv is not installed in this environment")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
+    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uvcache"))
+    return found, env

@@ -162,3 +162,40 @@ def test_lock_hashes_files_an_index_lists_without_hashes(index: LocalIndex, safe
     assert r.code == 0, r.text
     text = out.read_text()
     assert f"--hash=sha256:{w1.sha256}" in text and f"--hash=sha256:{w2.sha256}" in text
+
+
+def _find_links_locks(safepip, tmp_path: Path) -> Path:  # type: ignore[no-untyped-def]
+    project = tmp_path / "project"
+    _put(project / "wheels", make_wheel("app", requires=["lib"]), make_wheel("lib", "2.0"))
+    (project / "locks").mkdir()
+    for out in ("locks/requirements.txt", "pylock.toml"):
+        r = safepip("lock", "--no-index", "-f", str(project / "wheels"), "app",
+                    "-o", str(project / out))
+        assert r.code == 0, r.text
+    return project
+
+
+def test_pip_and_uv_install_a_find_links_lock(safepip, tmp_path: Path, uv) -> None:
+    """Our find-links locks, read by the other tools from another working directory:
+    pip (hash-checking mode) and uv the requirements.txt, uv the pylock.toml's paths."""
+    import os
+    import subprocess
+    import sys
+
+    project = _find_links_locks(safepip, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--require-hashes",
+                    "--target", str(tmp_path / "pip-target"), "-r",
+                    str(project / "locks" / "requirements.txt")], check=True, env=env,
+                   cwd=elsewhere)
+    assert (tmp_path / "pip-target" / "lib-2.0.dist-info").is_dir()
+    exe, uv_env = uv
+    for lock in (project / "locks" / "requirements.txt", project / "pylock.toml"):
+        venv = tmp_path / f"uv-{lock.suffix[1:]}"
+        subprocess.run([exe, "venv", "-q", str(venv)], check=True, env=uv_env, cwd=elsewhere)
+        subprocess.run([exe, "pip", "install", "-q", "--python", str(venv), "-r", str(lock)],
+                       check=True, env=uv_env, cwd=elsewhere)
+        assert list(venv.glob("lib/python3*/site-packages/lib-2.0.dist-info")), lock

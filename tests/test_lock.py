@@ -93,21 +93,6 @@ def test_check_and_refusals_leave_the_lock_alone(index: LocalIndex, safepip,
     assert tree_hash(lock) == before
 
 
-@pytest.fixture
-def uv(tmp_path: Path) -> tuple[str, dict[str, str]]:
-    """uv and a clean environment for it (uv comes with the test extras, so CI has it)."""
-    import shutil
-
-    found = shutil.which("uv", path=os.path.dirname(sys.executable)) or shutil.which("uv")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("uv is required in CI (it is in the test extras)")
-        pytest.skip("uv is not installed in this environment")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("UV_", "PIP_"))}
-    env.update(UV_NO_CONFIG="1", UV_CACHE_DIR=str(tmp_path / "uvcache"))
-    return found, env
-
-
 def _uv_compile(uv: tuple[str, dict[str, str]], index: LocalIndex, tmp_path: Path,
                 *args: str) -> None:
     index.add(make_wheel("app", "1.0", requires=["lib>=1"]))

@@ -192,3 +192,20 @@ def test_safepip_installs_what_pip_lock_writes(index: LocalIndex, venv: Path, tm
     assert r.code == 0, r.text
     assert (site_packages(venv) / "app-1.0.dist-info").is_dir()
     assert (site_packages(venv) / "lib-1.5.dist-info").is_dir()
+
+
+def test_pip_installs_a_find_links_pylock(tmp_path: Path, piptools) -> None:
+    """pip 26 reads the `path` entries safepip writes for local files (PEP 751)."""
+    from tests.factory import make_wheel
+
+    bindir, env = piptools
+    project = tmp_path / "project"
+    (project / "wheels").mkdir(parents=True)
+    for w in (make_wheel("app", requires=["lib"]), make_wheel("lib", "2.0")):
+        (project / "wheels" / w.filename).write_bytes(w.data)
+    r = run("lock", "--no-index", "-f", str(project / "wheels"), "app",
+            "-o", str(project / "pylock.toml"))
+    assert r.code == 0, r.text
+    subprocess.run([str(bindir / "pip"), "install", "-q", "--target", str(tmp_path / "t"),
+                    "-r", str(project / "pylock.toml")], check=True, env=env, cwd=tmp_path)
+    assert (tmp_path / "t" / "lib-2.0.dist-info").is_dir()
