@@ -9,7 +9,6 @@ verified wheel (``transaction._Destination``); an entry that does not match is n
 
 from __future__ import annotations
 
-import csv
 import io
 import os
 import zipfile
@@ -78,14 +77,14 @@ class UnpackedSource(WheelSource):
         return None
 
     def get_contents(self) -> Iterator[WheelContentElement]:
-        record_text = self.read_dist_info("RECORD")
-        rows = {r[0]: r for r in csv.reader(record_text.splitlines()) if r}
+        # installer takes only the path from these elements; the hash each file is held
+        # to comes from the verified wheel's RECORD (WheelInfo.record), never from the
+        # cache entry's own copy of it
         scripts = self.info.data_dir + "/scripts/"
         executable = self.info.executable
         for name in self.info.members:
             path = self.root + "/" + name  # member paths were validated: plain, relative
-            record = rows.get(name, [name, "", ""])
-            elements = (record[0], record[1], record[2])
+            elements = (name, "", "")
             if name.startswith(scripts):  # installer rewrites their shebang: a real file
                 with open(path, "rb") as f:
                     yield elements, cast("BinaryIO", f), name in executable
