@@ -145,3 +145,24 @@ def test_interpreter_facts_are_cached_by_fingerprint(index: LocalIndex, venv: Pa
     cfg.write_text(cfg.read_text() + "\n")
     assert safepip("install", "--dry-run", "lib").code == 0
     assert len(calls) == 2
+
+
+def test_probe_markers_are_packagings(venv: Path) -> None:
+    """The probe writes PEP 508's environment out instead of importing packaging.markers:
+    it must say exactly what packaging.markers.default_environment() says there."""
+    import json
+    import subprocess
+
+    import packaging
+
+    from safepip.target import _run_probe
+
+    facts = _run_probe(str(venv / "bin" / "python"))
+    pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(packaging.__file__)))
+    expected = subprocess.run(
+        [str(venv / "bin" / "python"), "-I", "-S", "-c",
+         "import json, sys; sys.path.insert(0, sys.argv[1]); "
+         "from packaging.markers import default_environment; "
+         "print(json.dumps(default_environment()))", pkg_parent],
+        capture_output=True, text=True, check=True).stdout
+    assert facts["markers"] == json.loads(expected)
