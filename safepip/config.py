@@ -8,7 +8,6 @@ from pip's configuration. ``--isolated`` (or ``SAFEPIP_ISOLATED=1``) ignores all
 
 from __future__ import annotations
 
-import configparser
 import os
 import sys
 from dataclasses import dataclass, field
@@ -132,6 +131,8 @@ def read_pip_settings(environ: dict[str, str] | None = None) -> PipSettings:
     for path in _pip_config_files():
         if not path.is_file():
             continue
+        import configparser  # (not needed with --isolated)
+
         parser = configparser.RawConfigParser()
         try:
             parser.read(path, encoding="utf-8")

@@ -20,7 +20,6 @@ import datetime
 import json
 import os
 import tempfile
-import tomllib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,10 +62,18 @@ class TrustStore:
         self.root_sha256 = ""  # a newer Sigstore trusted root the user accepted
         try:
             with open(path, "rb") as f:
-                data = tomllib.load(f)
+                raw = f.read()
         except FileNotFoundError:
             return
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except OSError as exc:
+            raise SafepipError(f"cannot read the publisher trust store {path}: {exc}",
+                               hint="fix its permissions, or delete it (safepip then "
+                                    "starts trusting afresh)") from exc
+        import tomllib  # (only when there is a store to read)
+
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise SafepipError(f"cannot read the publisher trust store {path}: {exc}",
                                hint="fix or delete the file (safepip then starts trusting "
                                     "afresh)") from exc
@@ -210,8 +217,16 @@ def project_pins(start: str) -> dict[str, Record]:
 def _read_pins(path: str) -> dict[str, Record]:
     try:
         with open(path, "rb") as f:
-            data = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError):
+            raw = f.read()
+    except OSError:
+        return {}
+    if b"safepip" not in raw:
+        return {}  # no [tool.safepip...] table: not worth a TOML parser (every run reads it)
+    import tomllib
+
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError):
         return {}  # not ours to judge here; commands that read it report errors
     table: Any = data.get("tool", {}).get("safepip", {}).get("publishers", {})
     if not isinstance(table, dict):

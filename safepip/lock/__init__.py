@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tomllib
 from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -30,6 +29,8 @@ if TYPE_CHECKING:
 def pyproject_requirements(path: str, extras: list[str], groups: list[str],
                            rs: RequirementSet) -> None:
     """``[project.dependencies]``, chosen optional-dependencies and PEP 735 groups."""
+    import tomllib
+
     from safepip.reqfile import parse_requirement
 
     try:
@@ -76,6 +77,8 @@ def existing_pins(path: str) -> dict[str, Version]:
     """``name==version`` lines of an existing lock (kept unless upgraded)."""
     pins: dict[str, Version] = {}
     if os.path.basename(path).startswith("pylock.") and path.endswith(".toml"):
+        import tomllib
+
         try:
             with open(path, "rb") as fb:
                 data = tomllib.load(fb)
