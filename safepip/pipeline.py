@@ -27,6 +27,7 @@ from safepip.sandbox import Limits
 from safepip.target import discover, for_resolving, locate
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Future
 
     from safepip.attest.check import AttestationResult
@@ -392,7 +393,7 @@ def _resolve_and_install(s: _Session) -> Outcome:
             outcome.find_links_used = sorted({origin[f.url] for fs in outcome.files.values()
                                               for f in fs if f.url in origin})
     if request.dry_run or request.for_lock:
-        ui.detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items()))
+        _show_timings(ui, outcome)
         return outcome
 
     t_dl = time.perf_counter()
@@ -435,9 +436,7 @@ def _resolve_and_install(s: _Session) -> Outcome:
               "verdicts of earlier runs")
     t_valid = time.perf_counter()
     outcome.timings["validate"] = t_valid - t_dl
-    for w in transaction.run(items, target, installed,
-                             on_wait=lambda: ui.info("waiting for another safepip using "
-                                                     "this environment..."),
+    for w in transaction.run(items, target, installed, on_wait=_waiting(ui),
                              removals=outcome.removed):
         ui.warn(w)
     t_inst = time.perf_counter()
@@ -445,8 +444,17 @@ def _resolve_and_install(s: _Session) -> Outcome:
     outcome.timings["install"] = t_inst - t_dl
     outcome.broken = check_environment(target, markers)
     outcome.timings["check"] = time.perf_counter() - t_inst
-    ui.detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items()))
+    _show_timings(ui, outcome)
     return outcome
+
+
+def _show_timings(ui: UI, outcome: Outcome) -> None:
+    ui.detail("timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in outcome.timings.items()))
+
+
+def _waiting(ui: UI) -> Callable[[], None]:
+    """What the environment lock says while another safepip holds it."""
+    return lambda: ui.info("waiting for another safepip using this environment...")
 
 
 def _hash_unhashed(s: _Session, outcome: Outcome) -> None:
@@ -520,13 +528,12 @@ def uninstall(names: list[str], *, python: str | None = None, system: bool = Fal
     installed = installed_mod.scan(target)
     wanted = list(dict.fromkeys(canonicalize_name(n) for n in names))
     found = [installed[n] for n in wanted if n in installed]
-    from safepip.install import transaction
-
     missing: list[str] = [n for n in wanted if n not in installed]
     if found and not dry_run:
+        from safepip.install import transaction
+
         transaction.run([], target, installed, removals=found,
-                        on_wait=(lambda: ui.info("waiting for another safepip using this "
-                                                 "environment...")) if ui else None)
+                        on_wait=_waiting(ui) if ui else None)
     return target, found, missing
 
 

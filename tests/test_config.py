@@ -71,3 +71,20 @@ def test_http_index_cannot_point_at_local_files(index: LocalIndex, venv: Path, s
         r = safepip("install", "lib")
     assert r.code == 1
     assert "no version of lib" in r.err or "not found" in r.err
+
+
+@pytest.mark.parametrize("xdg", [None, "/x/xdg", "relative"])
+def test_user_directories_are_platformdirs(monkeypatch: pytest.MonkeyPatch, xdg) -> None:
+    """On Linux the cache and data directories are computed without importing
+    platformdirs; they must be the ones it gives (a relative XDG value is ignored)."""
+    import platformdirs
+
+    from safepip.config import default_cache_dir, default_data_dir
+
+    for var in ("SAFEPIP_CACHE_DIR", "SAFEPIP_DATA_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    if xdg is not None:
+        monkeypatch.setenv("XDG_CACHE_HOME", xdg + "/cache")
+        monkeypatch.setenv("XDG_DATA_HOME", xdg + "/data")
+    assert default_cache_dir() == platformdirs.user_cache_dir("safepip", appauthor=False)
+    assert default_data_dir() == platformdirs.user_data_dir("safepip", appauthor=False)

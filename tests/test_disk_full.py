@@ -94,3 +94,23 @@ def test_row30_disk_full_while_writing_the_lock(index: LocalIndex, safepip, clea
     assert f"no space left on the device while writing the lock ({lock})" in r.err
     assert "the lock is as it was" in r.err
     assert lock.read_text() == "# the old lock\n"
+
+
+def test_row30_cache_full_from_the_start(index: LocalIndex, safepip, clean,
+                                         small_fs: Path) -> None:
+    """A cache directory on a full disk: the first page written to it fails; the message
+    is the same plain one (not an internal error), and nothing is left there."""
+    index.add(make_wheel("lib"))
+    cache = small_fs / "cache"
+    fd = os.open(small_fs / "filler", os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):
+        while os.write(fd, b"\0" * 4096):
+            pass
+    os.close(fd)
+    with clean(cache):
+        r = safepip("lock", "--index-url", index.url, "--cache-dir", str(cache), "lib",
+                    "-o", str(small_fs.parent / "requirements.txt"))
+    assert r.code == 1, r.text
+    assert "no space left on the device" in r.err and "internal error" not in r.err
+    assert not (small_fs.parent / "requirements.txt").exists()
+    assert sorted(p.name for p in small_fs.iterdir()) == ["filler"]

@@ -199,3 +199,13 @@ def test_pip_and_uv_install_a_find_links_lock(safepip, tmp_path: Path, uv) -> No
         subprocess.run([exe, "pip", "install", "-q", "--python", str(venv), "-r", str(lock)],
                        check=True, env=uv_env, cwd=elsewhere)
         assert list(venv.glob("lib/python3*/site-packages/lib-2.0.dist-info")), lock
+
+
+def test_find_links_page_that_fails_is_refused(index: LocalIndex, venv: Path, safepip,
+                                               clean) -> None:
+    index.add(make_wheel("lib"))
+    with clean():
+        r = safepip("install", "-f", f"{index.base}/links/", "lib")
+    assert r.code == 1
+    assert "the find-links page answered HTTP 404" in r.err
+    assert "check the --find-links URL" in r.err

@@ -13,39 +13,22 @@ hash-checking mode, held to the requirement's ``--hash``). They carry no provena
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import urllib.parse
 from typing import TYPE_CHECKING
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    NormalizedName,
-    parse_sdist_filename,
-)
-from packaging.version import InvalidVersion
-
 from safepip.errors import NetworkError
-from safepip.index.simple import _AnchorParser, _parse_wheel_name, make_dist
+from safepip.index.simple import make_dist, parse_html_page, project_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from packaging.utils import NormalizedName
+
     from safepip.index.http import HttpClient
     from safepip.models import DistFile
-
-
-def project_of(filename: str) -> NormalizedName | None:
-    """The project a distribution file name belongs to, or None for other files."""
-    try:
-        if filename.endswith(".whl"):
-            return _parse_wheel_name(filename)[0]
-        if filename.endswith((".tar.gz", ".zip")):
-            return parse_sdist_filename(filename)[0]
-    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
-        return None
-    return None
 
 
 def local_path(location: str) -> str | None:
@@ -122,29 +105,6 @@ class FindLinks:
         if resp.status != 200:
             raise NetworkError(url, f"the find-links page answered HTTP {resp.status}",
                                hint="check the --find-links URL, or leave it out")
-        parser = _AnchorParser()
-        parser.feed(resp.body.decode("utf-8", errors="replace"))
-        page = resp.url or url
-        base = urllib.parse.urljoin(page, parser.base) if parser.base else page
-        out = []
-        for attrs, _text in parser.anchors:
-            href = attrs.get("href")
-            if not href:
-                continue
-            parts = urllib.parse.urlsplit(urllib.parse.urljoin(base, href))
-            name = urllib.parse.unquote(parts.path.rsplit("/", 1)[-1])
-            project = project_of(name)
-            if project is None:
-                continue
-            hashes = {}
-            if "=" in parts.fragment:
-                algo, _, digest = parts.fragment.partition("=")
-                hashes[algo.lower()] = digest.lower()
-            d = make_dist(filename=name, url=urllib.parse.urlunsplit(parts._replace(fragment="")),
-                          index_url=page, project=project, hashes=hashes,
-                          requires_python=attrs.get("data-requires-python"),
-                          yanked=(attrs.get("data-yanked") or "") if "data-yanked" in attrs
-                          else None, provenance="")
-            if d is not None:
-                out.append(d)
-        return out
+        # a find-links page is no index: its files carry no provenance to look for
+        return [d if d.provenance is not None else dataclasses.replace(d, provenance="")
+                for d in parse_html_page(resp.body, resp.url or url, resp.url or url, None)]

@@ -88,6 +88,18 @@ def _parse_wheel_name(filename: str) -> tuple[NormalizedName, Version, frozenset
     return canonicalize_name(parts[0]), version, cached
 
 
+def project_of(filename: str) -> NormalizedName | None:
+    """The project a distribution file name belongs to, or None for other files."""
+    try:
+        if filename.endswith(".whl"):
+            return _parse_wheel_name(filename)[0]
+        if filename.endswith((".tar.gz", ".zip")):
+            return parse_sdist_filename(filename)[0]
+    except (InvalidWheelFilename, InvalidSdistFilename, InvalidVersion):
+        return None
+    return None
+
+
 def make_dist(
     *,
     filename: str,
@@ -244,7 +256,9 @@ class _AnchorParser(HTMLParser):
 
 
 def parse_html_page(body: bytes, page_url: str, index_url: str,
-                    project: NormalizedName) -> list[DistFile]:
+                    project: NormalizedName | None) -> list[DistFile]:
+    """The files a PEP 503 page lists; ``project=None`` (a --find-links page): files of
+    any project, each taken from its file name."""
     parser = _AnchorParser()
     parser.feed(body.decode("utf-8", errors="replace"))
     base = urllib.parse.urljoin(page_url, parser.base) if parser.base else page_url
@@ -268,11 +282,14 @@ def parse_html_page(body: bytes, page_url: str, index_url: str,
         yanked = attrs.get("data-yanked")
         cm = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
         prov = attrs.get("data-provenance")
+        owner = project if project is not None else project_of(filename)
+        if owner is None:
+            continue
         d = make_dist(
             filename=filename,
             url=url,
             index_url=index_url,
-            project=project,
+            project=owner,
             hashes=hashes,
             requires_python=attrs.get("data-requires-python"),
             yanked=(yanked or "") if "data-yanked" in attrs else None,

@@ -362,9 +362,9 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             # the link's #sha256=... fragment is a hash, not part of the file's URL
             return candidate.dist.url == requirement.link.split("#", 1)[0]
         # resolvelib asks the same (specifier, version) again and again (3,500 times for
-        # the 30-package set, 60 distinct questions)
-        # keyed by the specifier object (kept alive in the value, so its id is not reused):
-        # comparing SpecifierSets for equality costs more than the answer
+        # the 30-package set, 60 distinct questions). Keyed by the specifier object, kept
+        # alive in the value so that its id is not reused: comparing SpecifierSets for
+        # equality would cost more than the answer.
         spec = requirement.specifier
         key = (id(spec), candidate.version)
         hit = self._satisfied.get(key)

@@ -22,6 +22,8 @@ from safepip.errors import SandboxError
 from safepip.sandbox import BUILD_UID, DRIVER, ENV_ALLOWLIST, LogBuffer, RunResult
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from safepip.sandbox import RunSpec
 
 DEFAULT_IMAGE = "safepip-sandbox:bookworm"
@@ -170,26 +172,17 @@ class DockerSandbox:
         return self._podman
 
     def identity(self) -> str:
-        try:
+        with _engine_errors(f"the image {self.image} cannot be inspected",
+                            hint="safepip sandbox build-image"):
             return str(self.client.images.get(self.image).id)
-        except SandboxError:
-            raise
-        except Exception as exc:  # the SDK raises many kinds
-            raise SandboxError(f"the image {self.image} cannot be inspected: {exc}",
-                               hint="safepip sandbox build-image") from exc
 
     def python_tag(self) -> str:
-        try:
-            out = _run_quick(self.client, self.image,
-                             ["python3", "-I", "-S", "-c",
-                              "import sys;print('cp%d%d' % sys.version_info[:2])"],
-                             user=f"{BUILD_UID}:{BUILD_UID}")
-        except SandboxError:
-            raise
-        except Exception as exc:  # the SDK raises many kinds
-            raise SandboxError(f"the engine cannot run a container of {self.image}: "
-                               f"{_short(exc)}", hint="see `safepip sandbox status`") from exc
-        return out.strip()
+        with _engine_errors(f"the engine cannot run a container of {self.image}",
+                            hint="see `safepip sandbox status`"):
+            return _run_quick(self.client, self.image,
+                              ["python3", "-I", "-S", "-c",
+                               "import sys;print('cp%d%d' % sys.version_info[:2])"],
+                              user=f"{BUILD_UID}:{BUILD_UID}").strip()
 
     def run(self, spec: RunSpec) -> RunResult:
         from docker.types import Mount
@@ -274,49 +267,50 @@ class DockerSandbox:
         killed: str | None = None
         exit_code: int | None = None
         try:
-            try:
+            with _engine_errors("the engine cannot start the build container"):
                 container.start()
-            except Exception as exc:  # the SDK raises many kinds
-                raise SandboxError(f"the engine cannot start the build container: "
-                                   f"{_short(exc)}") from exc
-            # tmpfs mounts exist once the container runs: files go in now, root-owned and
-            # read-only except the source, which belongs to the build user
-            container.put_archive("/driver", _tar_file(DRIVER, "driver.py"))
-            for name in sorted(os.listdir(spec.wheelhouse)):
-                container.put_archive("/wheelhouse", _tar_file(
-                    os.path.join(spec.wheelhouse, name), name))
-            if not spec.in_place:
-                container.put_archive("/src", _tar_dir(spec.src, ".", BUILD_UID, 0o755))
-            container.put_archive("/tmp", _tar_file("", ".safepip-go", b"", 0o444))
-            # the log stream is opened in the reader thread: Podman answers a follow=True
-            # request only once the container has printed something
-            streams: list[Any] = []
-            reader = threading.Thread(target=self._pump, args=(container, log, streams),
-                                      daemon=True)
-            reader.start()
-            exit_code, killed = self._await(container, start + limits.timeout)
-            if killed is None:
-                # the volumes vanish with the container: /out is read while it still runs
-                self._fetch_out(container, spec.out, limits.output)
-            if not streams:  # the stream never came (Podman, silent build): read it now
-                with contextlib.suppress(Exception):
-                    log.feed(container.logs(stdout=True, stderr=True, tail=5000))
-            with contextlib.suppress(Exception):
-                container.kill()
-            reader.join(timeout=5)
-            for stream in streams:
-                with contextlib.suppress(Exception):
-                    stream.close()
-        except SandboxError:
-            raise
-        except Exception as exc:  # the SDK raises many kinds (timeouts, API errors)
-            raise SandboxError(f"the build container failed: {_short(exc)}") from exc
+            with _engine_errors("the build container failed"):
+                exit_code, killed = self._drive(container, spec, log,
+                                                start + limits.timeout, limits.output)
         finally:
             with contextlib.suppress(Exception):
                 container.remove(force=True, v=True)
             self._remove(volumes)
         return RunResult(exit_code, log.text(), time.monotonic() - start, killed,
                          log.truncated)
+
+    def _drive(self, container: Any, spec: RunSpec, log: LogBuffer, deadline: float,
+               output: int) -> tuple[int | None, str | None]:
+        """Put the inputs in, let the build go, follow its log, read /out back."""
+        # tmpfs mounts exist once the container runs: files go in now, root-owned and
+        # read-only except the source, which belongs to the build user
+        container.put_archive("/driver", _tar_file(DRIVER, "driver.py"))
+        for name in sorted(os.listdir(spec.wheelhouse)):
+            container.put_archive("/wheelhouse", _tar_file(
+                os.path.join(spec.wheelhouse, name), name))
+        if not spec.in_place:
+            container.put_archive("/src", _tar_dir(spec.src, ".", BUILD_UID, 0o755))
+        container.put_archive("/tmp", _tar_file("", ".safepip-go", b"", 0o444))
+        # the log stream is opened in the reader thread: Podman answers a follow=True
+        # request only once the container has printed something
+        streams: list[Any] = []
+        reader = threading.Thread(target=self._pump, args=(container, log, streams),
+                                  daemon=True)
+        reader.start()
+        exit_code, killed = self._await(container, deadline)
+        if killed is None:
+            # the volumes vanish with the container: /out is read while it still runs
+            self._fetch_out(container, spec.out, output)
+        if not streams:  # the stream never came (Podman, silent build): read it now
+            with contextlib.suppress(Exception):
+                log.feed(container.logs(stdout=True, stderr=True, tail=5000))
+        with contextlib.suppress(Exception):
+            container.kill()
+        reader.join(timeout=5)
+        for stream in streams:
+            with contextlib.suppress(Exception):
+                stream.close()
+        return exit_code, killed
 
     @staticmethod
     def _await(container: Any, deadline: float) -> tuple[int | None, str | None]:
@@ -428,6 +422,18 @@ def _run_quick(client: Any, image: str, cmd: list[str], user: str | None = None,
             container.remove(force=True)
 
 
+@contextlib.contextmanager
+def _engine_errors(what: str, hint: str | None = None) -> Iterator[None]:
+    """The Docker SDK raises many kinds of exceptions (API errors, timeouts, connection
+    errors): each becomes a SandboxError saying ``what`` failed; ours pass through."""
+    try:
+        yield
+    except SandboxError:
+        raise
+    except Exception as exc:  # the SDK's own, of many kinds
+        raise SandboxError(f"{what}: {_short(exc)}", hint=hint) from exc
+
+
 def _short(exc: BaseException) -> str:
     """The engine's own explanation, without the SDK's URL noise."""
     text = str(getattr(exc, "explanation", "") or exc)
@@ -483,13 +489,9 @@ def build_image(base: str, tag: str, on_line: Any = None) -> str:
                     on_line(line)
         except docker.errors.APIError as exc:
             raise SandboxError(f"building {tag} on {base} failed: {exc}") from exc
-        try:
+        with _engine_errors(f"{tag} was built but does not run"):
             return _run_quick(client, tag, ["python3", "-c", "import sys; print("
                                             "'%d.%d' % sys.version_info[:2])"]).strip()
-        except SandboxError:
-            raise
-        except Exception as exc:  # the SDK raises many kinds
-            raise SandboxError(f"{tag} was built but does not run: {_short(exc)}") from exc
     finally:
         with contextlib.suppress(Exception):
             client.close()
