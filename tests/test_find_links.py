@@ -203,9 +203,16 @@ def test_pip_and_uv_install_a_find_links_lock(safepip, tmp_path: Path, uv) -> No
 
 def test_find_links_page_that_fails_is_refused(index: LocalIndex, venv: Path, safepip,
                                                clean) -> None:
+    import socket
+
     index.add(make_wheel("lib"))
-    with clean():
-        r = safepip("install", "-f", f"{index.base}/links/", "lib")
-    assert r.code == 1
-    assert "the find-links page answered HTTP 404" in r.err
-    assert "check the --find-links URL" in r.err
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{s.getsockname()[1]}/links/"
+    for url, message in ((f"{index.base}/links/", "the find-links page answered HTTP 404"),
+                         (closed, "the find-links page cannot be read: cannot connect")):
+        with clean():
+            r = safepip("install", "-f", url, "lib")
+        assert r.code == 1
+        assert message in r.err, r.err
+        assert "check the --find-links URL" in r.err

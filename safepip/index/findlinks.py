@@ -101,7 +101,11 @@ class FindLinks:
         if self.offline:
             self.notes.append(f"find-links page {url} not read: --offline")
             return []
-        resp = self.http.get(url)
+        try:
+            resp = self.http.get(url)
+        except NetworkError as exc:
+            raise NetworkError(url, f"the find-links page cannot be read: {exc.message}",
+                               hint="check the --find-links URL, or leave it out") from exc
         if resp.status != 200:
             raise NetworkError(url, f"the find-links page answered HTTP {resp.status}",
                                hint="check the --find-links URL, or leave it out")
