@@ -1,5 +1,3 @@
-import sys
+from safepip.cli import entry
 
-from safepip.cli import main
-
-sys.exit(main())
+entry()

@@ -188,7 +188,11 @@ def _size(text: str) -> int:
         raise UsageError(f"{text!r} is not a size (e.g. 512m, 8g)") from exc
 
 
-def _limits(args: argparse.Namespace) -> Limits:
+def _limits(args: argparse.Namespace) -> Limits | None:
+    """The build limits the flags ask for (None: the defaults)."""
+    if not (args.build_timeout or args.build_memory or args.build_processes
+            or args.build_output):
+        return None
     from safepip.sandbox import Limits
 
     base = Limits()
@@ -825,6 +829,25 @@ def _internal_error(exc: BaseException, verbosity: int) -> int:
           "This is a bug in safepip; please report it (rerun with -v for details).",
           file=sys.stderr)
     return 70
+
+
+def entry() -> None:
+    """The ``safepip`` command: ``main()``, then an exit that skips the interpreter's
+    teardown (module finalisation and a last garbage collection: ~10 ms of every run,
+    measured on a warm lock). Safe here because by then every file safepip wrote is
+    closed, its thread pools were shut down and its cache committed or discarded; what
+    is left to do is flushing the standard streams, done first. The garbage collector
+    runs less often too: a run is short, and its objects live until it ends."""
+    import gc
+
+    gc.set_threshold(50_000, 20, 100)
+    code = main()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            code = code or 1
+    os._exit(code)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

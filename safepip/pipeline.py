@@ -21,9 +21,7 @@ from safepip.fetch.download import Downloader
 from safepip.index.metadata import MetadataFetcher
 from safepip.index.simple import IndexClient
 from safepip.install import installed as installed_mod
-from safepip.install.wheel import from_verdict, validate, verdict_of
 from safepip.resolve import Options, Req, resolve
-from safepip.sandbox import Limits
 from safepip.target import discover, for_resolving, locate
 
 if TYPE_CHECKING:
@@ -31,11 +29,13 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from safepip.attest.check import AttestationResult
-    from safepip.builder.context import BuildContext
+    from safepip.builder import Builder
+    from safepip.buildctx import BuildContext
     from safepip.config import Config
     from safepip.install.wheel import WheelInfo
     from safepip.models import Artifact, DistFile, InstalledDist, Pin
     from safepip.reqfile import RequirementSet, UserRequirement
+    from safepip.sandbox import Limits, Sandbox
     from safepip.target import Target
     from safepip.ui import UI, DownloadProgress
 
@@ -65,7 +65,7 @@ class InstallRequest:
     preferred: dict[str, Version] = field(default_factory=dict)  # an existing lock's pins
     sandbox: str = "auto"
     unsafe_build_on_host: bool = False
-    limits: Limits = field(default_factory=Limits)
+    limits: Limits | None = None  # the sandbox's build limits (None: its defaults)
     attest: Policy = field(default_factory=Policy)
     sync: bool = False  # also remove what the requirements do not list (safepip sync)
     python_version: str | None = None  # lock for another target than this interpreter
@@ -133,6 +133,7 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
         cache = new_cache(cfg, request.data_dir)
     early = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="safepip-early")
     ok = False
+    index: IndexClient | None = None
     try:
         exe = locate(request.python, system=request.system, target_dir=request.target_dir,
                      for_lock=request.for_lock)
@@ -153,7 +154,8 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
         ui.detail(f"target: {target.describe()}")
         for note in cfg.notes:
             ui.detail(note)
-        installed = installed_mod.scan(target)
+        # a lock resolves as if nothing were installed (as pip-compile does)
+        installed = {} if request.for_lock else installed_mod.scan(target)
         store = TrustStore.default(request.data_dir)
         outcome = _run(request, cfg, ui, target, installed, cache, t0, store, index)
         ok = True
@@ -161,6 +163,8 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
         # after a failure, pages still in flight are not waited for (their late writes
         # to the discarded cache are dropped)
         early.shutdown(wait=ok, cancel_futures=not ok)
+        if index is not None:
+            index.http.close()
         if not ok and own:
             cache.discard()
     if own:
@@ -236,7 +240,7 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     try:
         return _resolve_and_install(session)
     finally:
-        build.builder.close()
+        build.close()
         if unpacker is not None:
             unpacker.close()
 
@@ -400,6 +404,7 @@ def _resolve_and_install(s: _Session) -> Outcome:
     outcome.timings["download"] = t_dl - t_resolved
 
     from safepip.install import transaction  # installer: not needed by lock or --dry-run
+    from safepip.install.wheel import from_verdict, validate, verdict_of
 
     items = []
     n_reused = 0
@@ -563,16 +568,25 @@ def check_environment(target: Target, markers: dict[str, str]) -> list[str]:
 def _build_context(request: InstallRequest, target: Target, ui: UI, cache: Cache,
                    downloader: Downloader, index: IndexClient, metadata: MetadataFetcher,
                    opts: Options, jobs: int) -> BuildContext:
-    """Builds happen in the sandbox that ``--sandbox`` picks, chosen only when needed."""
-    from packaging.tags import parse_tag
+    """Builds happen in the sandbox that ``--sandbox`` picks, chosen only when needed
+    (and the builder is made only then: a run without sdists imports none of it)."""
+    from safepip.buildctx import BuildContext
 
-    from safepip.builder import Builder
-    from safepip.builder.context import BuildContext
-    from safepip.errors import SandboxError
-    from safepip.sandbox import Sandbox
-    from safepip.sandbox.select import HostRunner, choose
+    def make_builder() -> Builder:
+        from packaging.tags import parse_tag
+
+        from safepip.builder import Builder
+        from safepip.sandbox import Limits
+
+        supported = {str(t) for tag in target.interpreter.tags for t in parse_tag(tag)}
+        return Builder(sandbox, lambda reqs, depth: [],
+                       None if cache.root is None else cache, ui, request.limits or Limits(),
+                       target_tags=supported.__contains__)
 
     def sandbox() -> Sandbox:
+        from safepip.errors import SandboxError
+        from safepip.sandbox.select import HostRunner, choose
+
         if request.unsafe_build_on_host:
             ui.warn("--unsafe-build-on-host: build code runs ON THIS MACHINE, with your "
                     "rights, network and files; nothing is sandboxed")
@@ -591,11 +605,8 @@ def _build_context(request: InstallRequest, target: Target, ui: UI, cache: Cache
                      "on this machine (not recommended)")
         return choice.sandbox
 
-    supported = {str(t) for tag in target.interpreter.tags for t in parse_tag(tag)}
-    builder = Builder(sandbox, lambda reqs, depth: [], None if cache.root is None else cache,
-                      ui, request.limits, target_tags=supported.__contains__)
-    return BuildContext(builder=builder, downloader=downloader, index=index,
-                        metadata=metadata, options=opts, scratch=cache.scratch(), jobs=jobs,
+    return BuildContext(make_builder=make_builder, downloader=downloader, index=index,
+                        metadata=metadata, options=opts, scratch=cache.scratch, jobs=jobs,
                         wheels_needed=not request.dry_run)
 
 

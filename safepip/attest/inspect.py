@@ -179,6 +179,8 @@ def _from_index(filename: str, name: str, sha: str, cfg: Config,
     except BaseException:
         cache.discard()
         raise
+    finally:
+        http.close()
     cache.commit()
     if result.error is not None:
         raise result.error
@@ -219,6 +221,8 @@ def inspect_release(spec: str, cfg: Config) -> list[Account]:
     except BaseException:
         cache.discard()
         raise
+    finally:
+        http.close()
     cache.commit()
     accounts = [Account(r) for r in results]
     first = next((a for a in accounts if a.result.verified), accounts[0])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -22,9 +23,10 @@ from typing import TYPE_CHECKING
 from safepip.errors import InsecureURLError, NetworkError
 
 if TYPE_CHECKING:
+    import http.client
+    import ssl
+    import zlib
     from collections.abc import Iterator
-
-    import urllib3
 
 USER_AGENT = "safepip"
 MAX_REDIRECTS = 10
@@ -67,7 +69,8 @@ class Response:
 
 
 class HttpClient:
-    """A small, careful HTTP client over urllib3 (one pool per process, thread-safe)."""
+    """A small, careful HTTP client over the standard library's http.client, with
+    keep-alive connections shared by threads (one client per run)."""
 
     def __init__(
         self,
@@ -86,7 +89,8 @@ class HttpClient:
         self.retries = retries
         self.max_body = max_body
         self.offline = offline
-        self._pool: urllib3.PoolManager | None = None
+        self._conns: _Connections | None = None
+        self._conns_lock = threading.Lock()
 
     # -- policy ---------------------------------------------------------------------
 
@@ -109,23 +113,6 @@ class HttpClient:
             )
         raise InsecureURLError(redact(url), f"refusing to fetch a {p.scheme or 'relative'}: URL")
 
-    @property
-    def pool(self) -> urllib3.PoolManager:
-        if self._pool is None:
-            import ssl
-
-            import truststore
-            import urllib3
-
-            ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-            if self.cert and os.path.exists(self.cert):
-                ctx.load_verify_locations(cafile=self.cert)
-            self._pool = urllib3.PoolManager(
-                num_pools=16, maxsize=16, ssl_context=ctx, retries=False,
-                headers={"User-Agent": USER_AGENT},
-            )
-        return self._pool
-
     # -- requests -------------------------------------------------------------------
 
     @staticmethod
@@ -143,45 +130,55 @@ class HttpClient:
             "Authorization": f"Basic {token}"
         }
 
-    def _open(self, url: str, headers: dict[str, str]) -> urllib3.BaseHTTPResponse:
-        """Open ``url`` with redirects followed under the rules above; body not read."""
-        import urllib3
+    def _connections(self) -> _Connections:
+        with self._conns_lock:
+            if self._conns is None:
+                self._conns = _Connections(self.cert, connect_timeout=min(self.timeout, 15),
+                                           read_timeout=self.timeout)
+            return self._conns
 
+    def close(self) -> None:
+        """Close the connections kept for reuse (one still in use closes when released)."""
+        with self._conns_lock:
+            if self._conns is not None:
+                self._conns.close()
+
+    def _open(self, url: str, headers: dict[str, str]) -> _Exchange:
+        """Open ``url`` with redirects followed under the rules above; body not read."""
         self.check_url(url)
         if self.offline:
             raise NetworkError(redact(url), "--offline: this is not in the cache",
                                hint="run once without --offline to fetch it")
+        import http.client  # not imported by runs that find everything in the cache
+
         bare, auth = self._auth_headers(url)
         auth_origin = origin(bare) if auth else None
         current = bare
+        conns = self._connections()
         for _hop in range(MAX_REDIRECTS + 1):
-            hdrs = dict(headers)
+            hdrs = {"User-Agent": USER_AGENT, **headers}
             if auth and origin(current) == auth_origin:
                 hdrs.update(auth)
             attempt = 0
             while True:
                 try:
-                    resp = self.pool.request(
-                        "GET", current, headers=hdrs, preload_content=False, redirect=False,
-                        timeout=urllib3.Timeout(connect=min(self.timeout, 15), read=self.timeout),
-                    )
-                except urllib3.exceptions.HTTPError as exc:
+                    resp = conns.exchange(current, hdrs)
+                except (OSError, http.client.HTTPException) as exc:
                     if attempt >= self.retries:
-                        raise NetworkError(redact(current), f"cannot connect: {exc}") from exc
+                        raise NetworkError(redact(current), f"cannot connect: {_say(exc)}"
+                                           ) from exc
                     attempt += 1
                     time.sleep(min(0.25 * 2**attempt, 4))
                     continue
                 if (resp.status >= 500 or resp.status == 429) and attempt < self.retries:
-                    resp.drain_conn()
-                    resp.release_conn()
+                    resp.discard()
                     attempt += 1
                     time.sleep(min(0.25 * 2**attempt, 4))
                     continue
                 break
             if resp.status in (301, 302, 303, 307, 308):
-                location = resp.headers.get("Location")
-                resp.drain_conn()
-                resp.release_conn()
+                location = resp.headers.get("location")
+                resp.discard()
                 if not location:
                     raise NetworkError(redact(current), "redirect without a Location")
                 nxt = urllib.parse.urljoin(current, location)
@@ -194,7 +191,7 @@ class HttpClient:
                 # credentials embedded in a redirect target are not honoured
                 current, _ = self._auth_headers(nxt)
                 continue
-            resp.url_final = current  # type: ignore[attr-defined]
+            resp.url = current
             return resp
         raise NetworkError(redact(url), f"more than {MAX_REDIRECTS} redirects")
 
@@ -206,26 +203,26 @@ class HttpClient:
         limit = max_body or self.max_body
         resp = self._open(url, headers or {})
         try:
-            declared = resp.headers.get("Content-Length")
+            declared = resp.headers.get("content-length")
             if declared and declared.isdigit() and int(declared) > limit:
                 raise NetworkError(redact(url), f"response too large ({declared} bytes)")
+            decoder = _decoder(url, resp.headers.get("content-encoding", ""))
             chunks: list[bytes] = []
             total = 0
-            for chunk in resp.stream(CHUNK):
+            for chunk in resp.chunks():
+                if decoder is not None:
+                    chunk = decoder.decompress(chunk, limit + 1 - total)
+                    if decoder.unconsumed_tail:
+                        raise NetworkError(redact(url),
+                                           f"response larger than {limit} bytes")
                 total += len(chunk)
                 if total > limit:
                     raise NetworkError(redact(url), f"response larger than {limit} bytes")
                 chunks.append(chunk)
-        except _read_errors() as exc:
-            raise NetworkError(redact(url), f"connection broken: {exc}") from exc
         finally:
-            resp.release_conn()
-        return Response(
-            url=resp.url_final,  # type: ignore[attr-defined]
-            status=resp.status,
-            headers={k.lower(): v for k, v in resp.headers.items()},
-            body=b"".join(chunks),
-        )
+            resp.release()
+        return Response(url=resp.url, status=resp.status, headers=resp.headers,
+                        body=b"".join(chunks))
 
     def stream(self, url: str, headers: dict[str, str] | None = None) -> Streamed:
         """Open ``url`` for streaming; the caller iterates and closes."""
@@ -233,13 +230,7 @@ class HttpClient:
             r = self._get_file(url)
             return Streamed(url, r.status, r.headers, None, r.body)
         resp = self._open(url, headers or {})
-        return Streamed(
-            resp.url_final,  # type: ignore[attr-defined]
-            resp.status,
-            {k.lower(): v for k, v in resp.headers.items()},
-            resp,
-            None,
-        )
+        return Streamed(resp.url, resp.status, resp.headers, resp, None)
 
     @staticmethod
     def _get_file(url: str) -> Response:
@@ -265,7 +256,7 @@ class Streamed:
     """A response being streamed (or a local file read at once)."""
 
     def __init__(self, url: str, status: int, headers: dict[str, str],
-                 raw: urllib3.BaseHTTPResponse | None, body: bytes | None) -> None:
+                 raw: _Exchange | None, body: bytes | None) -> None:
         self.url = url
         self.status = status
         self.headers = headers
@@ -277,23 +268,204 @@ class Streamed:
             yield self._body
             return
         assert self._raw is not None
-        try:
-            yield from self._raw.stream(CHUNK, decode_content=False)
-        except _read_errors() as exc:
-            raise NetworkError(redact(self.url), f"connection broken: {exc}") from exc
+        yield from self._raw.chunks()
 
     def close(self) -> None:
         if self._raw is not None:
-            self._raw.release_conn()
-
-
-def _read_errors() -> tuple[type[BaseException], ...]:
-    import urllib3
-
-    return (urllib3.exceptions.HTTPError, OSError)
+            self._raw.release()
 
 
 def file_url_to_path(url: str) -> str:
     from urllib.request import url2pathname
 
     return url2pathname(urllib.parse.urlsplit(url).path)
+
+
+# -- connections --------------------------------------------------------------------------
+
+Origin = tuple[str, str, int]
+# what may appear in a request target as it is (RFC 3986 pchar, "/" and "%" of an escape)
+_PATH_SAFE = "/%:@!$&'()*+,;=-._~"
+
+
+def _say(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class _Connections:
+    """Open connections by origin: an exchange takes an idle one (or opens one), and
+    gives it back once its response was read to the end and the server keeps it open.
+    HTTP/1.1 keep-alive over http.client; TLS with the system's trust store (truststore),
+    plus ``--cert``; every connection has the connect and read timeouts."""
+
+    MAX_IDLE = 16
+
+    def __init__(self, cert: str | None, *, connect_timeout: float,
+                 read_timeout: float) -> None:
+        self.cert = cert
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        self._lock = threading.Lock()
+        self._ssl: ssl.SSLContext | None = None
+        self._closed = False
+
+    def _context(self) -> ssl.SSLContext:
+        with self._lock:
+            if self._ssl is None:
+                import ssl
+
+                import truststore
+
+                ctx = truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                if self.cert and os.path.exists(self.cert):
+                    ctx.load_verify_locations(cafile=self.cert)
+                self._ssl = ctx
+            return self._ssl
+
+    def _new(self, key: Origin) -> http.client.HTTPConnection:
+        import http.client
+
+        scheme, host, port = key
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout,
+                                               context=self._context())
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
+        try:
+            conn.connect()
+            assert conn.sock is not None
+            conn.sock.settimeout(self.read_timeout)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _take(self, key: Origin) -> http.client.HTTPConnection | None:
+        """An idle connection to ``key`` that the server has not closed meanwhile."""
+        import select
+
+        while True:
+            with self._lock:
+                idle = self._idle.get(key)
+                if not idle:
+                    return None
+                conn = idle.pop()
+            sock = conn.sock
+            try:  # readable while idle: closed by the server (or junk): not reusable
+                dropped = sock is None or bool(select.select([sock], [], [], 0)[0])
+            except (OSError, ValueError):
+                dropped = True
+            if not dropped:
+                return conn
+            conn.close()
+
+    def give(self, key: Origin, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.MAX_IDLE and not self._closed:
+                idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle = [c for conns in self._idle.values() for c in conns]
+            self._idle.clear()
+        for conn in idle:
+            conn.close()
+
+    def exchange(self, url: str, headers: dict[str, str]) -> _Exchange:
+        """Send a GET for ``url`` and read the response's head."""
+        p = urllib.parse.urlsplit(url)
+        scheme = p.scheme
+        port = p.port or (443 if scheme == "https" else 80)
+        key = (scheme, (p.hostname or "").lower(), port)
+        target = urllib.parse.quote(p.path or "/", safe=_PATH_SAFE)
+        if p.query:
+            target += "?" + urllib.parse.quote(p.query, safe=_PATH_SAFE + "?")
+        import http.client
+
+        conn = self._take(key)
+        reused = conn is not None
+        while True:
+            if conn is None:
+                conn = self._new(key)
+            try:
+                conn.request("GET", target, headers=headers)
+                raw = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                # a kept-alive connection the server closed just as it was reused: once
+                # more on a new one (nothing was answered, a GET can be sent again)
+                if reused and isinstance(exc, (ConnectionError, http.client.BadStatusLine)):
+                    conn, reused = None, False
+                    continue
+                raise
+            return _Exchange(self, key, conn, raw)
+
+
+class _Exchange:
+    """One response: its status and head, its body read by ``chunks()``; ``release()``
+    keeps the connection for another request when that is safe, else closes it."""
+
+    def __init__(self, owner: _Connections, key: Origin, conn: http.client.HTTPConnection,
+                 raw: http.client.HTTPResponse) -> None:
+        self.owner = owner
+        self.key = key
+        self.conn: http.client.HTTPConnection | None = conn
+        self.raw = raw
+        self.url = ""
+        self.status = raw.status
+        self.headers = {k.lower(): v for k, v in raw.getheaders()}
+
+    def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
+        import http.client
+
+        raw = self.raw
+        try:
+            while chunk := raw.read(size):
+                yield chunk
+        except (OSError, http.client.HTTPException) as exc:
+            raise NetworkError(redact(self.url), f"connection broken: {_say(exc)}") from exc
+        if raw.length:  # the server closed before sending what Content-Length announced
+            raise NetworkError(redact(self.url),
+                               f"connection broken: {raw.length} bytes missing")
+
+    def discard(self) -> None:
+        """Skip a small body (a redirect's, an error's) to keep the connection."""
+        import http.client
+
+        try:
+            if self.raw.length is None or self.raw.length <= 65536:
+                self.raw.read(65536)
+        except (OSError, http.client.HTTPException):
+            pass
+        self.release()
+
+    def release(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is None:
+            return
+        if self.raw.isclosed() and not self.raw.will_close:
+            self.owner.give(self.key, conn)
+        else:
+            self.raw.close()
+            conn.close()
+
+
+def _decoder(url: str, encoding: str) -> zlib._Decompress | None:
+    """A decoder for a body the server compressed although it was not asked to."""
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return None
+    import zlib
+
+    if encoding in ("gzip", "x-gzip"):
+        return zlib.decompressobj(16 + zlib.MAX_WBITS)
+    if encoding == "deflate":
+        return zlib.decompressobj()
+    raise NetworkError(redact(url), f"the server sent an unsupported Content-Encoding "
+                       f"{encoding!r} (safepip asks for none)")

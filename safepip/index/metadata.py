@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import threading
-import zipfile
 from typing import TYPE_CHECKING
 
-from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -31,6 +30,7 @@ from safepip.errors import MetadataError, NetworkError
 from safepip.models import Metadata
 
 if TYPE_CHECKING:
+    import zipfile
     from collections.abc import Callable
 
     from safepip.fetch.cache import Cache
@@ -40,11 +40,58 @@ if TYPE_CHECKING:
 MAX_METADATA = 16 * 1024 * 1024
 
 
+# the fields resolution reads; the others (Description above all) are skipped
+_SINGLE = {"name", "version", "requires-python"}
+_MULTIPLE = {"requires-dist", "provides-extra"}
+_LINE = re.compile(r"\r\n|\r|\n")
+
+
+def read_headers(raw: bytes, where: str) -> dict[str, list[str]]:
+    """The header fields of core metadata that resolution reads (lower-case names, each
+    with its values in order). Core metadata is RFC 822 style: ``Name: value`` lines, a
+    line starting with a space or tab continues the one before (unfolded, as RFC 5322
+    says: the line break goes, the whitespace stays), and the first line that is not a
+    header (normally an empty one) starts the body, the description, not read here.
+
+    Read by hand rather than with the email package (as packaging.metadata does): the
+    same answers for these fields (a test holds it to packaging's), a fraction of the
+    time and of the import cost, which every resolution pays."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")  # what packaging.metadata falls back to as well
+    fields: dict[str, list[str]] = {}
+    name: str | None = None
+    value: list[str] = []
+
+    def done() -> None:
+        if name in _SINGLE or name in _MULTIPLE:
+            fields.setdefault(name, []).append("".join(value).strip())
+
+    for line in _LINE.split(text):
+        if line[:1] in (" ", "\t"):
+            if name is None:
+                break  # a continuation of nothing: not headers any more
+            value.append(line)
+            continue
+        head, colon, rest = line.partition(":")
+        if not colon or not head or any(c <= " " or c > "~" for c in head):
+            break  # the empty line before the body, or a line that is not a header
+        done()
+        name, value = head.lower(), [rest]
+    done()
+    for single in _SINGLE:
+        if len(fields.get(single, ())) > 1:
+            raise MetadataError(f"{where}: metadata with {len(fields[single])} "
+                                f"{single.title()} fields")
+    return fields
+
+
 def parse_metadata(raw: bytes, where: str) -> Metadata:
     """Parse core metadata (RFC 822 style) into the fields the resolver needs."""
-    fields, _unparsed = parse_email(raw)
-    name = fields.get("name")
-    version = fields.get("version")
+    fields = read_headers(raw, where)
+    name = fields.get("name", [""])[0]
+    version = fields.get("version", [""])[0]
     if not name or not version:
         raise MetadataError(f"{where}: metadata without Name or Version")
     try:
@@ -52,7 +99,7 @@ def parse_metadata(raw: bytes, where: str) -> Metadata:
     except InvalidVersion as exc:
         raise MetadataError(f"{where}: invalid version {version!r} in metadata") from exc
     reqs = []
-    for line in fields.get("requires_dist", []):
+    for line in fields.get("requires-dist", []):
         try:
             reqs.append(Requirement(line))
         except InvalidRequirement as exc:
@@ -61,8 +108,8 @@ def parse_metadata(raw: bytes, where: str) -> Metadata:
         name=name,
         version=ver,
         requires_dist=tuple(reqs),
-        requires_python=fields.get("requires_python"),
-        provides_extra=frozenset(canonicalize_name(e) for e in fields.get("provides_extra", [])),
+        requires_python=fields.get("requires-python", [None])[0],
+        provides_extra=frozenset(canonicalize_name(e) for e in fields.get("provides-extra", [])),
         raw=raw,
     )
 
@@ -194,6 +241,8 @@ class MetadataFetcher:
         # (measured on PyPI: ~50 ms a wheel, against ~55 ms for two range requests and
         # ~85 ms for an undeclared .metadata); otherwise ranges, then a speculative
         # sidecar, then the whole wheel after all.
+        import zipfile
+
         small = dist.size is not None and dist.size <= self.whole_wheel_max
         if not (self.prefer_download and small and self.download is not None):
             host_key = dist.index_url
@@ -249,6 +298,8 @@ class MetadataFetcher:
             length = int(crange.rsplit("/", 1)[1])
         except (IndexError, ValueError) as exc:
             raise NetworkError(dist.url, "bad Content-Range") from exc
+        import zipfile
+
         rf = _RangeFile(self.http, dist.url, resp.body, length)
         with zipfile.ZipFile(rf) as zf:
             return metadata_from_wheel_zip(zf, dist)

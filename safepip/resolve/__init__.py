@@ -14,7 +14,7 @@ from safepip.resolve.provider import PYTHON, Options, Provider, Req
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from safepip.builder.context import BuildContext
+    from safepip.buildctx import BuildContext
     from safepip.index.metadata import MetadataFetcher
     from safepip.index.simple import IndexClient
 

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from packaging.requirements import Requirement
     from resolvelib.structs import Matches, RequirementInformation
 
-    from safepip.builder.context import BuildContext
+    from safepip.buildctx import BuildContext
     from safepip.index.metadata import MetadataFetcher
     from safepip.index.simple import IndexClient
     from safepip.models import DistFile, InstalledDist, Metadata, ProjectPage

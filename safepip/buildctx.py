@@ -3,12 +3,17 @@
 The resolver asks for an sdist's metadata; the builder asks for a wheelhouse of build
 dependencies, which is a resolution of its own (for the same target), whose sdists are
 built in turn, one level deeper (bounded by ``builder.MAX_DEPTH``).
+
+Outside the ``safepip.builder`` package on purpose: every resolution holds a context, and
+importing it must not import the builder and the sandboxes (a run without sdists needs
+neither).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
@@ -16,6 +21,8 @@ from typing import TYPE_CHECKING
 from safepip.models import Artifact, DistFile
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from packaging.requirements import Requirement
 
     from safepip.builder import Builder, Built
@@ -27,19 +34,36 @@ if TYPE_CHECKING:
 
 
 class BuildContext:
-    def __init__(self, *, builder: Builder, downloader: Downloader, index: IndexClient,
-                 metadata: MetadataFetcher, options: Options, scratch: str, jobs: int = 8,
-                 depth: int = 0, wheels_needed: bool = True) -> None:
+    """Shared by a run and the builds it starts (each at its depth). The builder, and
+    with it the sandbox code, is made on first use: a run that builds nothing imports
+    none of it."""
+
+    def __init__(self, *, make_builder: Callable[[], Builder], downloader: Downloader,
+                 index: IndexClient, metadata: MetadataFetcher, options: Options,
+                 scratch: Callable[[], str], jobs: int = 8, depth: int = 0,
+                 wheels_needed: bool = True) -> None:
         self.wheels_needed = wheels_needed
-        self.builder = builder
         self.downloader = downloader
         self.index = index
         self.metadata = metadata
         self.options = options
-        self.scratch = scratch
+        self._scratch = scratch
         self.jobs = jobs
         self.depth = depth
-        builder.wheelhouse = self.wheelhouse
+        self._shared = _Shared(make_builder, self)
+
+    @property
+    def builder(self) -> Builder:
+        return self._shared.builder()
+
+    @property
+    def scratch(self) -> str:
+        return self._scratch()
+
+    def close(self) -> None:
+        """Close the builder (its sandbox's connections), if one was made."""
+        if self._shared.made is not None:
+            self._shared.made.close()
 
     def at_depth(self, depth: int) -> BuildContext:
         ctx = BuildContext.__new__(BuildContext)
@@ -125,3 +149,21 @@ class BuildContext:
 
         with ThreadPoolExecutor(max_workers=self.jobs) as pool:
             return list(pool.map(fetch, [p for p in pins if p.dist is not None]))
+
+
+class _Shared:
+    """The one builder of a run, made when first asked for."""
+
+    def __init__(self, make: Callable[[], Builder], root: BuildContext) -> None:
+        self.make = make
+        self.root = root
+        self.made: Builder | None = None
+        self.lock = threading.Lock()
+
+    def builder(self) -> Builder:
+        with self.lock:
+            if self.made is None:
+                builder = self.make()
+                builder.wheelhouse = self.root.wheelhouse
+                self.made = builder
+            return self.made

@@ -1,0 +1,183 @@
+"""The HTTP client's own behaviour, byte for byte: keep-alive, connections the server
+closed, chunked and truncated bodies, bodies compressed without being asked, retries."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import threading
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from safepip.errors import NetworkError
+from safepip.index.http import HttpClient
+
+# what the scripted server does with one request: the bytes to answer and whether to
+# close the connection afterwards (None: close without answering)
+Script = Callable[[bytes, int], tuple[bytes | None, bool]]
+
+
+class RawServer:
+    """A server answering each request with the script's bytes, counting connections."""
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.connections = 0
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        buf = b""
+        with conn:
+            while True:
+                while b"\r\n\r\n" not in buf:
+                    data = conn.recv(65536)
+                    if not data:
+                        return
+                    buf += data
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                self.requests.append(head)
+                answer, close = self.script(head, len(self.requests))
+                if answer is None:
+                    return
+                conn.sendall(answer)
+                if close:
+                    return
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Script], RawServer]]:
+    servers: list[RawServer] = []
+
+    def start(script: Script) -> RawServer:
+        servers.append(RawServer(script))
+        return servers[-1]
+
+    yield start
+    for s in servers:
+        s.close()
+
+
+def ok(body: bytes, *extra: str) -> bytes:
+    head = ["HTTP/1.1 200 OK", f"Content-Length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def test_keep_alive_reuses_one_connection(serve: Callable[[Script], RawServer]) -> None:
+    srv = serve(lambda head, n: (ok(b"page %d" % n), False))
+    http = HttpClient()
+    assert [http.get(f"{srv.url}/simple/p{i}/").body for i in range(1, 4)] == [
+        b"page 1", b"page 2", b"page 3"]
+    assert srv.connections == 1
+    assert srv.requests[0].startswith(b"GET /simple/p1/ HTTP/1.1\r\n")
+    assert b"User-Agent: safepip" in srv.requests[0]
+
+
+def test_idle_connection_closed_by_the_server(serve: Callable[[Script], RawServer]) -> None:
+    # the server answers and then closes although it said nothing of closing
+    srv = serve(lambda head, n: (ok(b"x%d" % n), True))
+    http = HttpClient()
+    assert http.get(srv.url + "/a").body == b"x1"
+    import time
+
+    time.sleep(0.05)  # the close reaches the client: seen before the connection is reused
+    assert http.get(srv.url + "/b").body == b"x2"
+    assert srv.connections == 2
+
+
+def test_connection_closed_as_it_is_reused(serve: Callable[[Script], RawServer]) -> None:
+    # the second request on a kept-alive connection is read and dropped unanswered (the
+    # server's idle timeout firing just then): sent again on a new connection, no retry
+    # delay, no error
+    srv = serve(lambda head, n: (None, True) if n == 2 else (ok(b"y%d" % n), False))
+    http = HttpClient(retries=0)
+    assert http.get(srv.url + "/a").body == b"y1"
+    assert http.get(srv.url + "/b").body == b"y3"
+    assert srv.connections == 2
+
+
+def test_a_new_connection_that_answers_nothing_is_an_error(
+        serve: Callable[[Script], RawServer]) -> None:
+    srv = serve(lambda head, n: (None, True))
+    with pytest.raises(NetworkError, match="cannot connect"):
+        HttpClient(retries=1).get(srv.url + "/a")
+    assert srv.connections == 2  # one attempt, one retry
+
+
+def test_chunked_body(serve: Callable[[Script], RawServer]) -> None:
+    body = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    srv = serve(lambda head, n: (body, False))
+    http = HttpClient()
+    assert http.get(srv.url + "/c").body == b"hello world"
+    assert http.get(srv.url + "/c").body == b"hello world"
+    assert srv.connections == 1
+
+
+def test_truncated_chunked_body(serve: Callable[[Script], RawServer]) -> None:
+    body = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel"
+    srv = serve(lambda head, n: (body, True))
+    with pytest.raises(NetworkError, match="connection broken"):
+        HttpClient().get(srv.url + "/c")
+
+
+def test_body_shorter_than_its_content_length(serve: Callable[[Script], RawServer]) -> None:
+    srv = serve(lambda head, n: (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabcd", True))
+    with pytest.raises(NetworkError, match="6 bytes missing"):
+        HttpClient().get(srv.url + "/t")
+    resp = HttpClient().stream(srv.url + "/t")
+    with pytest.raises(NetworkError, match="6 bytes missing"):
+        b"".join(resp.iter_chunks())
+    resp.close()
+
+
+def test_unrequested_gzip_is_decoded_and_bounded(serve: Callable[[Script], RawServer]) -> None:
+    small = gzip.compress(b"<html>page</html>")
+    bomb = gzip.compress(b"\0" * 10_000_000)
+    srv = serve(lambda head, n: (ok(bomb if b"/bomb" in head else small,
+                                    "Content-Encoding: gzip"), False))
+    http = HttpClient()
+    assert http.get(srv.url + "/p").body == b"<html>page</html>"
+    assert b"Accept-Encoding: identity" in srv.requests[0]
+    with pytest.raises(NetworkError, match="larger than 1000000 bytes"):
+        http.get(srv.url + "/bomb", max_body=1_000_000)
+
+
+def test_unknown_content_encoding_is_named(serve: Callable[[Script], RawServer]) -> None:
+    srv = serve(lambda head, n: (ok(b"??", "Content-Encoding: br"), False))
+    with pytest.raises(NetworkError, match="unsupported Content-Encoding 'br'"):
+        HttpClient().get(srv.url + "/p")
+
+
+def test_server_errors_are_retried(serve: Callable[[Script], RawServer]) -> None:
+    busy = b"HTTP/1.1 503 Busy\r\nContent-Length: 4\r\n\r\nbusy"
+    srv = serve(lambda head, n: (busy if n == 1 else ok(b"fine"), False))
+    resp = HttpClient().get(srv.url + "/p")
+    assert (resp.status, resp.body) == (200, b"fine")
+    assert srv.connections == 1  # the error's body was read: the connection was kept
+
+
+def test_request_target_is_quoted(serve: Callable[[Script], RawServer]) -> None:
+    srv = serve(lambda head, n: (ok(b""), False))
+    HttpClient().get(srv.url + "/simple/caf\u00e9 x/?a=1 2#frag")
+    assert srv.requests[0].startswith(b"GET /simple/caf%C3%A9%20x/?a=1%202 HTTP/1.1\r\n")
