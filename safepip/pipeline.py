@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from concurrent.futures import Future
 
     from safepip.attest.check import AttestationResult
-    from safepip.builder import Builder
     from safepip.buildctx import BuildContext
+    from safepip.builder import Builder
     from safepip.config import Config
     from safepip.install.wheel import WheelInfo
     from safepip.models import Artifact, DistFile, InstalledDist, Pin
