@@ -128,7 +128,7 @@ class BuildContext:
         reqs = [Req.from_requirement(r, "build-system.requires") for r in requirements
                 if r.marker is None or r.marker.evaluate(dict(self.options.markers, extra=""))]
         opts = replace(self.options, installed={}, upgrade=frozenset(), no_deps=False,
-                       constraints={})
+                       constraints={}, on_candidate=None)
         ctx = self.at_depth(depth)
         pins, _prov = resolve(reqs, self.index, self.metadata, opts, jobs=self.jobs, build=ctx)
         out_dir = os.path.join(self.scratch, f"wheelhouse-{depth}")

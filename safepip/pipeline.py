@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -314,6 +315,17 @@ class _Session:
 
 
 def _resolve_and_install(s: _Session) -> Outcome:
+    # provenance is checked beside resolution (a file's check starts once resolution
+    # reads its metadata) and the downloads: it needs only the index's sha256
+    provenance = _Provenance(s)
+    s.opts.on_candidate = provenance.early
+    try:
+        return _resolve_and_install_with(s, provenance)
+    finally:
+        provenance.close()
+
+
+def _resolve_and_install_with(s: _Session, provenance: _Provenance) -> Outcome:
     request, cfg, ui, target, installed, cache = (s.request, s.cfg, s.ui, s.target,
                                                   s.installed, s.cache)
     index, progress, _downloader, metadata, opts, build = (s.index, s.progress, s.downloader,
@@ -369,22 +381,17 @@ def _resolve_and_install(s: _Session) -> Outcome:
         outcome.notes[name] = (f"built in the {build.builder.sandbox.name} sandbox from "
                                f"{where}{' (editable)' if editable else ''}")
     outcome.timings["resolve"] = t_resolved - t0
-    # provenance is checked beside the downloads (it needs only the index's sha256)
-    attest_pool = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="safepip-attest")
-    try:
-        attest_futs = _start_attestations(
-            s, attest_pool, [p for p in (pins if request.for_lock else to_install)
-                             if p.dist is not None])
-        if request.dry_run or request.for_lock:
-            _judge_attestations(s, outcome, attest_futs)
-        else:
-            _download(s, outcome, to_install)
-            _judge_attestations(s, outcome, attest_futs)
-            for pin in to_install:  # sdists: built in the sandbox, one at a time
-                if pin.dist is not None and pin.dist.kind == "sdist":
-                    outcome.artifacts[pin.name] = build.build_pin(pin)
-    finally:
-        attest_pool.shutdown(wait=True, cancel_futures=True)
+    attest_futs: dict[str, Future[AttestationResult]] = {
+        p.name: provenance.check(p.dist)
+        for p in (pins if request.for_lock else to_install) if p.dist is not None}
+    if request.dry_run or request.for_lock:
+        _judge_attestations(s, outcome, attest_futs)
+    else:
+        _download(s, outcome, to_install)
+        _judge_attestations(s, outcome, attest_futs)
+        for pin in to_install:  # sdists: built in the sandbox, one at a time
+            if pin.dist is not None and pin.dist.kind == "sdist":
+                outcome.artifacts[pin.name] = build.build_pin(pin)
     if request.for_lock:
         for pin in pins:
             page_fut = _provider._pages.get(pin.name)
@@ -489,24 +496,57 @@ def _download(s: _Session, outcome: Outcome, to_install: list[Pin]) -> None:
             outcome.artifacts[name] = fut.result()
 
 
-def _start_attestations(s: _Session, pool: ThreadPoolExecutor,
-                        pins: list[Pin]) -> dict[str, Future[AttestationResult]]:
-    from safepip.attest.check import AttestationResult, Checker
+class _Provenance:
+    """Each file's PEP 740 provenance check, started at most once (in a pool of its own):
+    early, speculatively, for the first file of each project whose metadata resolution
+    reads (the one it pins, unless it backtracks), and for every file pinned once
+    resolution is done. Only the pinned files' answers are judged."""
 
-    checker = Checker(s.downloader.http, s.cache, s.store.root_path())
-    policy = s.request.attest
+    def __init__(self, s: _Session) -> None:
+        from safepip.attest.check import Checker
 
-    def one(dist: DistFile) -> AttestationResult:
+        self.s = s
+        self.checker = Checker(s.downloader.http, s.cache, s.store.root_path())
+        self.pool = ThreadPoolExecutor(max_workers=s.cfg.jobs,
+                                       thread_name_prefix="safepip-attest")
+        self.futures: dict[str, Future[AttestationResult]] = {}
+        self.projects: set[str] = set()
+        self.lock = threading.Lock()
+
+    def early(self, dist: DistFile) -> None:
+        """A file resolution is reading: checked now if the index gave its sha256 (a
+        check never downloads a file that may not be pinned) and it is its project's
+        first."""
+        if not dist.sha256 or dist.url.startswith("file:"):
+            return
+        with self.lock:
+            if dist.project in self.projects:
+                return
+            self.projects.add(dist.project)
+        with contextlib.suppress(RuntimeError):  # closed: the run is over
+            self.check(dist)
+
+    def check(self, dist: DistFile) -> Future[AttestationResult]:
+        with self.lock:
+            fut = self.futures.get(dist.url)
+            if fut is None:
+                fut = self.futures[dist.url] = self.pool.submit(self._one, dist)
+            return fut
+
+    def _one(self, dist: DistFile) -> AttestationResult:
+        from safepip.attest.check import AttestationResult
+
         if dist.url.startswith("file:") and not dist.index_url:
             return AttestationResult(dist.project, str(dist.version), dist.filename,
                                      dist.sha256 or "", "local", note="a local file")
-        if dist.project in policy.skip:
+        if dist.project in self.s.request.attest.skip:
             return AttestationResult(dist.project, str(dist.version), dist.filename,
                                      dist.sha256 or "", "skipped")
-        sha = dist.sha256 or s.downloader.get(dist).sha256
-        return checker.check(dist, sha)
+        sha = dist.sha256 or self.s.downloader.get(dist).sha256
+        return self.checker.check(dist, sha)
 
-    return {p.name: pool.submit(one, p.dist) for p in pins if p.dist is not None}
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _judge_attestations(s: _Session, outcome: Outcome,

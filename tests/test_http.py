@@ -1,8 +1,10 @@
 """The HTTP client's own behaviour, byte for byte: keep-alive, connections the server
-closed, chunked and truncated bodies, bodies compressed without being asked, retries."""
+closed, chunked and truncated bodies, bodies compressed without being asked, retries, and
+the framing rules of HTTP/1.1 (safepip reads responses itself: safepip/index/wire.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import socket
 import threading
@@ -44,22 +46,25 @@ class RawServer:
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
 
     def _serve(self, conn: socket.socket) -> None:
+        with conn, contextlib.suppress(ConnectionError):  # a client closing as it likes
+            self._exchange(conn)
+
+    def _exchange(self, conn: socket.socket) -> None:
         buf = b""
-        with conn:
-            while True:
-                while b"\r\n\r\n" not in buf:
-                    data = conn.recv(65536)
-                    if not data:
-                        return
-                    buf += data
-                head, _, buf = buf.partition(b"\r\n\r\n")
-                self.requests.append(head)
-                answer, close = self.script(head, len(self.requests))
-                if answer is None:
+        while True:
+            while b"\r\n\r\n" not in buf:
+                data = conn.recv(65536)
+                if not data:
                     return
-                conn.sendall(answer)
-                if close:
-                    return
+                buf += data
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            self.requests.append(head)
+            answer, close = self.script(head, len(self.requests))
+            if answer is None:
+                return
+            conn.sendall(answer)
+            if close:
+                return
 
     def close(self) -> None:
         self.sock.close()
@@ -119,7 +124,7 @@ def test_connection_closed_as_it_is_reused(serve: Callable[[Script], RawServer])
 def test_a_new_connection_that_answers_nothing_is_an_error(
         serve: Callable[[Script], RawServer]) -> None:
     srv = serve(lambda head, n: (None, True))
-    with pytest.raises(NetworkError, match="cannot connect"):
+    with pytest.raises(NetworkError, match="closed the connection without answering"):
         HttpClient(retries=1).get(srv.url + "/a")
     assert srv.connections == 2  # one attempt, one retry
 
@@ -181,3 +186,105 @@ def test_request_target_is_quoted(serve: Callable[[Script], RawServer]) -> None:
     srv = serve(lambda head, n: (ok(b""), False))
     HttpClient().get(srv.url + "/simple/caf\u00e9 x/?a=1 2#frag")
     assert srv.requests[0].startswith(b"GET /simple/caf%C3%A9%20x/?a=1%202 HTTP/1.1\r\n")
+
+
+def test_unreachable_port_cannot_connect() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    with pytest.raises(NetworkError, match="cannot connect"):
+        HttpClient(retries=0).get(f"http://127.0.0.1:{port}/a")
+
+
+def test_informational_responses_are_skipped(serve: Callable[[Script], RawServer]) -> None:
+    srv = serve(lambda head, n: (b"HTTP/1.1 100 Continue\r\n\r\n"
+                                 b"HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+                                 + ok(b"body"), False))
+    resp = HttpClient().get(srv.url + "/p")
+    assert (resp.status, resp.body) == (200, b"body")
+
+
+def test_body_until_the_connection_ends(serve: Callable[[Script], RawServer]) -> None:
+    # HTTP/1.0, no Content-Length: the body is what comes before the close
+    srv = serve(lambda head, n: (b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n"
+                                 b"all of it %d" % n, True))
+    http = HttpClient()
+    assert http.get(srv.url + "/a").body == b"all of it 1"
+    assert http.get(srv.url + "/b").body == b"all of it 2"
+    assert srv.connections == 2
+
+
+@pytest.mark.parametrize(("extra", "reused"), [
+    ("Connection: close", False), ("Connection: keep-alive", True), ("", True)])
+def test_connection_close_is_honoured(serve: Callable[[Script], RawServer], extra: str,
+                                      reused: bool) -> None:
+    srv = serve(lambda head, n: (ok(b"x", *([extra] if extra else [])), False))
+    http = HttpClient()
+    http.get(srv.url + "/a")
+    http.get(srv.url + "/b")
+    assert srv.connections == (1 if reused else 2)
+
+
+@pytest.mark.parametrize("status", [b"204 No Content", b"304 Not Modified"])
+def test_responses_without_a_body(serve: Callable[[Script], RawServer], status: bytes) -> None:
+    srv = serve(lambda head, n: (b"HTTP/1.1 " + status + b"\r\n\r\n" if n == 1 else ok(b"next"),
+                                 False))
+    http = HttpClient()
+    assert http.get(srv.url + "/a").body == b""
+    assert http.get(srv.url + "/b").body == b"next"  # the same connection, in step
+    assert srv.connections == 1
+
+
+def test_header_fields(serve: Callable[[Script], RawServer]) -> None:
+    srv = serve(lambda head, n: (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Folded: one\r\n"
+                                 b"  two\r\nX-Twice: a\r\nx-twice: b\r\nETag: \"\xe9\"\r\n\r\nok",
+                                 False))
+    headers = HttpClient().get(srv.url + "/h").headers
+    assert headers["x-folded"] == "one two"
+    assert headers["x-twice"] == "a, b"
+    assert headers["etag"] == '"\u00e9"'  # Latin-1, as http.client reads it
+
+
+def test_chunk_extensions_and_trailers(serve: Callable[[Script], RawServer]) -> None:
+    body = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;name=value\r\nabc\r\n0\r\nX-Trailer: yes\r\n\r\n")
+    srv = serve(lambda head, n: (body, False))
+    http = HttpClient()
+    assert http.get(srv.url + "/c").body == b"abc"
+    assert http.get(srv.url + "/c").body == b"abc"
+    assert srv.connections == 1
+
+
+def test_chunked_and_content_length_closes(serve: Callable[[Script], RawServer]) -> None:
+    body = (b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"2\r\nhi\r\n0\r\n\r\n")
+    srv = serve(lambda head, n: (body, False))
+    http = HttpClient()
+    assert http.get(srv.url + "/c").body == b"hi"  # the chunks frame it, not the length
+    assert http.get(srv.url + "/c").body == b"hi"
+    assert srv.connections == 2  # and the connection is not trusted again
+
+
+@pytest.mark.parametrize(("answer", "message"), [
+    (b"ICY 200 OK\r\n\r\n", "not an HTTP/1.1 status line"),
+    (b"HTTP/1.1 2000 OK\r\n\r\n", "not an HTTP/1.1 status line"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc",
+     "bad Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", "bad Content-Length"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+     "unsupported Transfer-Encoding"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "bad chunk size"),
+    (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabcd", "chunk not followed"),
+    (b"HTTP/1.1 200 OK\r\nno colon here\r\n\r\n", "not a header line"),
+    (b"HTTP/1.1 200 OK\r\n" + b"X: y\r\n" * 101 + b"\r\n", "more than 100 header fields"),
+    (b"HTTP/1.1 200 OK\r\nX: " + b"y" * 70000 + b"\r\n\r\n", "longer than 65536 bytes"),
+    (b"HTTP/1.1 200 OK\r\nContent-Le", "ended in a header line"),
+    (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n", "ended in a response's head"),
+    (b"HTTP/1.1 2", "ended in a status line"),
+])
+def test_malformed_responses_are_errors(serve: Callable[[Script], RawServer], answer: bytes,
+                                        message: str) -> None:
+    srv = serve(lambda head, n: (answer, True))
+    with pytest.raises(NetworkError, match=message):
+        HttpClient(retries=0).get(srv.url + "/bad")

@@ -49,6 +49,7 @@ class Cache:
         self._new_key = False
         self._replace_key = False
         self._closed = False  # committed or discarded: late writes are dropped
+        self._dirs: set[str] = set()  # directories this run made or found
 
     # -- sealed entries ---------------------------------------------------------------
 
@@ -61,6 +62,8 @@ class Cache:
         """This user's cache key. A new one is made in memory by the first sealed write
         and saved by ``commit()`` (a refused run leaves the data directory as it was); a
         damaged key file verifies nothing and is replaced the same way."""
+        if self._key_bytes is not None:
+            return self._key_bytes
         with self._lock:
             if self._key_bytes is not None:
                 return self._key_bytes
@@ -146,7 +149,7 @@ class Cache:
             if self._closed:
                 return
             dst = self._staged(rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            self._makedirs(os.path.dirname(dst))
             tmp = dst + f".{threading.get_ident()}.tmp"
             with open(tmp, "wb") as f:
                 f.write(sealed)
@@ -154,7 +157,15 @@ class Cache:
 
     # -- staging ----------------------------------------------------------------------
 
+    def _makedirs(self, path: str) -> None:
+        """``os.makedirs(path, exist_ok=True)``, once per directory and run."""
+        if path not in self._dirs:
+            os.makedirs(path, exist_ok=True)
+            self._dirs.add(path)
+
     def _stage_dir(self) -> str:
+        if self._stage is not None:
+            return self._stage
         with self._lock:
             if self._stage is None:
                 if self.root is None:
@@ -215,12 +226,12 @@ class Cache:
             os.rmdir(unpacked)
         if self.root is not None and os.path.isdir(put):
             for dirpath, _dirs, files in os.walk(put):
+                if not files:
+                    continue
+                into = os.path.join(self.root, os.path.relpath(dirpath, put))
+                self._makedirs(into)
                 for fn in files:
-                    src = os.path.join(dirpath, fn)
-                    rel = os.path.relpath(src, put)
-                    dst = os.path.join(self.root, rel)
-                    os.makedirs(os.path.dirname(dst), exist_ok=True)
-                    os.replace(src, dst)
+                    os.replace(os.path.join(dirpath, fn), os.path.join(into, fn))
         self._created = []
         self._cleanup()
 
@@ -332,7 +343,7 @@ class Cache:
         if self.root is None:
             return
         dst = self._staged(self._meta_rel(wheel_sha256))
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        self._makedirs(os.path.dirname(dst))
         with open(dst + ".tmp", "wb") as f:
             f.write(data)
         os.replace(dst + ".tmp", dst)

@@ -12,6 +12,7 @@ Rules (threats.md rows 19-21):
 from __future__ import annotations
 
 import base64
+import contextlib
 import ipaddress
 import os
 import threading
@@ -21,9 +22,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from safepip.errors import InsecureURLError, NetworkError
+from safepip.index import wire
 
 if TYPE_CHECKING:
-    import http.client
     import ssl
     import zlib
     from collections.abc import Iterator
@@ -69,8 +70,8 @@ class Response:
 
 
 class HttpClient:
-    """A small, careful HTTP client over the standard library's http.client, with
-    keep-alive connections shared by threads (one client per run)."""
+    """A small, careful HTTP client with keep-alive connections shared by threads (one
+    client per run)."""
 
     def __init__(
         self,
@@ -149,8 +150,6 @@ class HttpClient:
         if self.offline:
             raise NetworkError(redact(url), "--offline: this is not in the cache",
                                hint="run once without --offline to fetch it")
-        import http.client  # not imported by runs that find everything in the cache
-
         bare, auth = self._auth_headers(url)
         auth_origin = origin(bare) if auth else None
         current = bare
@@ -163,10 +162,10 @@ class HttpClient:
             while True:
                 try:
                     resp = conns.exchange(current, hdrs)
-                except (OSError, http.client.HTTPException) as exc:
+                except (OSError, wire.ProtocolError) as exc:
                     if attempt >= self.retries:
-                        raise NetworkError(redact(current), f"cannot connect: {_say(exc)}"
-                                           ) from exc
+                        what = "cannot connect" if isinstance(exc, OSError) else "bad response"
+                        raise NetworkError(redact(current), f"{what}: {_say(exc)}") from exc
                     attempt += 1
                     time.sleep(min(0.25 * 2**attempt, 4))
                     continue
@@ -295,8 +294,8 @@ def _say(exc: BaseException) -> str:
 class _Connections:
     """Open connections by origin: an exchange takes an idle one (or opens one), and
     gives it back once its response was read to the end and the server keeps it open.
-    HTTP/1.1 keep-alive over http.client; TLS with the system's trust store (truststore),
-    plus ``--cert``; every connection has the connect and read timeouts."""
+    HTTP/1.1 keep-alive (``wire``); TLS with the system's trust store (truststore), plus
+    ``--cert``; every connection has the connect and read timeouts."""
 
     MAX_IDLE = 16
 
@@ -305,7 +304,7 @@ class _Connections:
         self.cert = cert
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
-        self._idle: dict[Origin, list[http.client.HTTPConnection]] = {}
+        self._idle: dict[Origin, list[wire.Connection]] = {}
         self._lock = threading.Lock()
         self._ssl: ssl.SSLContext | None = None
         self._closed = False
@@ -323,26 +322,14 @@ class _Connections:
                 self._ssl = ctx
             return self._ssl
 
-    def _new(self, key: Origin) -> http.client.HTTPConnection:
-        import http.client
-
+    def _new(self, key: Origin) -> wire.Connection:
         scheme, host, port = key
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            conn = http.client.HTTPSConnection(host, port, timeout=self.connect_timeout,
-                                               context=self._context())
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=self.connect_timeout)
-        try:
-            conn.connect()
-            assert conn.sock is not None
-            conn.sock.settimeout(self.read_timeout)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
+        return wire.Connection(host, port,
+                               tls=self._context() if scheme == "https" else None,
+                               connect_timeout=self.connect_timeout,
+                               read_timeout=self.read_timeout)
 
-    def _take(self, key: Origin) -> http.client.HTTPConnection | None:
+    def _take(self, key: Origin) -> wire.Connection | None:
         """An idle connection to ``key`` that the server has not closed meanwhile."""
         import select
 
@@ -352,16 +339,15 @@ class _Connections:
                 if not idle:
                     return None
                 conn = idle.pop()
-            sock = conn.sock
             try:  # readable while idle: closed by the server (or junk): not reusable
-                dropped = sock is None or bool(select.select([sock], [], [], 0)[0])
+                dropped = bool(select.select([conn], [], [], 0)[0])
             except (OSError, ValueError):
                 dropped = True
             if not dropped:
                 return conn
             conn.close()
 
-    def give(self, key: Origin, conn: http.client.HTTPConnection) -> None:
+    def give(self, key: Origin, conn: wire.Connection) -> None:
         with self._lock:
             idle = self._idle.setdefault(key, [])
             if len(idle) < self.MAX_IDLE and not self._closed:
@@ -386,74 +372,61 @@ class _Connections:
         target = urllib.parse.quote(p.path or "/", safe=_PATH_SAFE)
         if p.query:
             target += "?" + urllib.parse.quote(p.query, safe=_PATH_SAFE + "?")
-        import http.client
-
         conn = self._take(key)
         reused = conn is not None
         while True:
             if conn is None:
                 conn = self._new(key)
             try:
-                conn.request("GET", target, headers=headers)
-                raw = conn.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
+                resp = conn.get(target, headers)
+            except (OSError, wire.ProtocolError) as exc:
                 conn.close()
                 # a kept-alive connection the server closed just as it was reused: once
                 # more on a new one (nothing was answered, a GET can be sent again)
-                if reused and isinstance(exc, (ConnectionError, http.client.BadStatusLine)):
+                if reused and isinstance(exc, (ConnectionError, wire.ConnectionClosed)):
                     conn, reused = None, False
                     continue
                 raise
-            return _Exchange(self, key, conn, raw)
+            return _Exchange(self, key, resp)
 
 
 class _Exchange:
     """One response: its status and head, its body read by ``chunks()``; ``release()``
     keeps the connection for another request when that is safe, else closes it."""
 
-    def __init__(self, owner: _Connections, key: Origin, conn: http.client.HTTPConnection,
-                 raw: http.client.HTTPResponse) -> None:
+    def __init__(self, owner: _Connections, key: Origin, resp: wire.Response) -> None:
         self.owner = owner
         self.key = key
-        self.conn: http.client.HTTPConnection | None = conn
-        self.raw = raw
+        self.resp = resp
         self.url = ""
-        self.status = raw.status
-        self.headers = {k.lower(): v for k, v in raw.getheaders()}
+        self.status = resp.status
+        self.headers = resp.headers
+        self._released = False
 
     def chunks(self, size: int = CHUNK) -> Iterator[bytes]:
-        import http.client
-
-        raw = self.raw
+        resp = self.resp
         try:
-            while chunk := raw.read(size):
+            while chunk := resp.read(size):
                 yield chunk
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, wire.ProtocolError) as exc:
             raise NetworkError(redact(self.url), f"connection broken: {_say(exc)}") from exc
-        if raw.length:  # the server closed before sending what Content-Length announced
-            raise NetworkError(redact(self.url),
-                               f"connection broken: {raw.length} bytes missing")
 
     def discard(self) -> None:
         """Skip a small body (a redirect's, an error's) to keep the connection."""
-        import http.client
-
-        try:
-            if self.raw.length is None or self.raw.length <= 65536:
-                self.raw.read(65536)
-        except (OSError, http.client.HTTPException):
-            pass
+        resp, budget = self.resp, 65536
+        with contextlib.suppress(OSError, wire.ProtocolError):
+            while not resp.will_close and not resp.done and budget > 0:
+                budget -= len(resp.read(budget)) or budget
         self.release()
 
     def release(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is None:
+        if self._released:
             return
-        if self.raw.isclosed() and not self.raw.will_close:
-            self.owner.give(self.key, conn)
+        self._released = True
+        if self.resp.done and not self.resp.will_close:
+            self.owner.give(self.key, self.resp.conn)
         else:
-            self.raw.close()
-            conn.close()
+            self.resp.conn.close()
 
 
 def _decoder(url: str, encoding: str) -> zlib._Decompress | None:

@@ -31,7 +31,7 @@ from safepip.errors import BuildRequiredError
 from safepip.models import Candidate
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from packaging.requirements import Requirement
@@ -97,6 +97,9 @@ class Options:
     installed_metadata: Any = None  # Callable[[InstalledDist], Metadata]
     preferred: dict[str, Version] = field(default_factory=dict)  # an existing lock's pins
     link_index: dict[str, str] = field(default_factory=dict)  # locked file URL -> its index
+    # told of each file whose metadata resolution reads (a candidate it is about to pin,
+    # most often), so that what is checked about the file can start meanwhile
+    on_candidate: Callable[[DistFile], None] | None = None
 
 
 class Provider(AbstractProvider[Req, Candidate, str]):
@@ -141,6 +144,8 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             if fut is None:
                 fut = self.pool.submit(self.metadata.fetch, dist)
                 self._md[dist.url] = fut
+                if self.opts.on_candidate is not None:
+                    self.opts.on_candidate(dist)
         return fut
 
     def prefetch(self, reqs: Iterable[Req]) -> None:
