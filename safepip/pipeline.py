@@ -506,7 +506,7 @@ class _Provenance:
         from safepip.attest.check import Checker
 
         self.s = s
-        self.checker = Checker(s.downloader.http, s.cache, s.store.root_path())
+        self.checker = Checker(s.downloader.http, s.cache, s.store.root_path)
         self.pool = ThreadPoolExecutor(max_workers=s.cfg.jobs,
                                        thread_name_prefix="safepip-attest")
         self.futures: dict[str, Future[AttestationResult]] = {}

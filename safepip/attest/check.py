@@ -16,15 +16,18 @@ cache is never trusted for the verdict.
 from __future__ import annotations
 
 import json
+import threading
 import urllib.parse
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from safepip.attest.verify import PINNED_ROOT, Verified, verify_provenance
 from safepip.errors import AttestationError, NetworkError
 from safepip.index.http import origin, redact
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from safepip.attest.verify import Verified
     from safepip.fetch.cache import Cache
     from safepip.index.http import HttpClient
     from safepip.models import DistFile
@@ -75,10 +78,25 @@ def provenance_url(dist: DistFile) -> str | None:
 class Checker:
     """Checks files' provenance; thread-safe (the pipeline runs it beside downloads)."""
 
-    def __init__(self, http: HttpClient, cache: Cache, root_path: str = PINNED_ROOT) -> None:
+    def __init__(self, http: HttpClient, cache: Cache,
+                 root_path: str | Callable[[], str] | None = None) -> None:
+        """``root_path``: the Sigstore trusted root, or what finds it when a provenance is
+        first verified (None: the one safepip ships)."""
         self.http = http
         self.cache = cache
-        self.root_path = root_path
+        self._root_path = root_path
+        self._root_lock = threading.Lock()
+
+    @property
+    def root_path(self) -> str:
+        with self._root_lock:
+            if callable(self._root_path):
+                self._root_path = self._root_path()
+            if self._root_path is None:
+                from safepip.attest.verify import PINNED_ROOT
+
+                self._root_path = PINNED_ROOT
+            return self._root_path
 
     def check(self, dist: DistFile, sha256: str) -> AttestationResult:
         base = {"project": dist.project, "version": str(dist.version),
@@ -106,8 +124,11 @@ class Checker:
         if status != 200:
             return AttestationResult(**base, status="unavailable",  # type: ignore[arg-type]
                                      url=url, note=f"HTTP {status} from {redact(url)}")
+        from safepip.attest.verify import verify_provenance  # sigstore's code
+
+        root = self.root_path  # a damaged trusted root is the run's error, not this file's
         try:
-            verified = verify_provenance(body, dist.filename, sha256, self.root_path)
+            verified = verify_provenance(body, dist.filename, sha256, root)
         except AttestationError as exc:
             exc.project = dist.project
             return AttestationResult(**base, status="invalid", url=url,  # type: ignore[arg-type]

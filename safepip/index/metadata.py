@@ -41,9 +41,15 @@ MAX_METADATA = 16 * 1024 * 1024
 
 
 # the fields resolution reads; the others (Description above all) are skipped
-_SINGLE = {"name", "version", "requires-python"}
-_MULTIPLE = {"requires-dist", "provides-extra"}
-_LINE = re.compile(r"\r\n|\r|\n")
+_SINGLE = ("name", "version", "requires-python")
+_MULTIPLE = ("requires-dist", "provides-extra")
+_FIELD = re.compile(r"^(name|version|requires-python|requires-dist|provides-extra):(.*)$",
+                    re.MULTILINE | re.IGNORECASE)
+_BLANK = re.compile(r"(?>\r\n|\r|\n)(?>\r\n|\r|\n)")  # atomic: CRLF is one line end
+# a line that neither starts a field (printable ASCII but the colon, then a colon: the
+# email package's rule) nor continues one
+_NOT_FIELD = re.compile(r"^(?![!-9;-~]+:|[ \t])", re.MULTILINE)
+_FOLD = re.compile(r"\n(?=[ \t])")
 
 
 def read_headers(raw: bytes, where: str) -> dict[str, list[str]]:
@@ -53,33 +59,24 @@ def read_headers(raw: bytes, where: str) -> dict[str, list[str]]:
     says: the line break goes, the whitespace stays), and the first line that is not a
     header (normally an empty one) starts the body, the description, not read here.
 
-    Read by hand rather than with the email package (as packaging.metadata does): the
-    same answers for these fields (a test holds it to packaging's), a fraction of the
-    time and of the import cost, which every resolution pays."""
+    Read with a few regular expressions rather than the email package (as
+    packaging.metadata does): the same answers for these fields (a test holds it to
+    packaging's), at a fraction of the time and of the import cost, which every
+    resolution pays for every distribution."""
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("latin-1")  # what packaging.metadata falls back to as well
+    blank = _BLANK.search(text)  # the body, often most of the bytes, is not read
+    head = (text[:blank.start()] if blank else text).replace("\r\n", "\n").replace("\r", "\n")
+    if head[:1] in (" ", "\t"):
+        return {}  # a continuation of nothing: no headers at all
+    stop = _NOT_FIELD.search(head)
+    if stop is not None:
+        head = head[:stop.start()]
     fields: dict[str, list[str]] = {}
-    name: str | None = None
-    value: list[str] = []
-
-    def done() -> None:
-        if name in _SINGLE or name in _MULTIPLE:
-            fields.setdefault(name, []).append("".join(value).strip())
-
-    for line in _LINE.split(text):
-        if line[:1] in (" ", "\t"):
-            if name is None:
-                break  # a continuation of nothing: not headers any more
-            value.append(line)
-            continue
-        head, colon, rest = line.partition(":")
-        if not colon or not head or any(c <= " " or c > "~" for c in head):
-            break  # the empty line before the body, or a line that is not a header
-        done()
-        name, value = head.lower(), [rest]
-    done()
+    for name, value in _FIELD.findall(_FOLD.sub("", head)):
+        fields.setdefault(name.lower(), []).append(value.strip())
     for single in _SINGLE:
         if len(fields.get(single, ())) > 1:
             raise MetadataError(f"{where}: metadata with {len(fields[single])} "

@@ -114,7 +114,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self.user_names = user_names
         self._tag_rank: dict[Tag, int] = {}
         for i, t in enumerate(opts.tags):
-            for tag in parse_tag(t):
+            parts = t.split("-")
+            # the probe lists tags one by one: built directly, not parsed as tag sets
+            tags = [Tag(*parts)] if len(parts) == 3 and "." not in t else parse_tag(t)
+            for tag in tags:
                 self._tag_rank.setdefault(tag, i)
         self._pages: dict[str, Future[ProjectPage | None]] = {}
         self._md: dict[str, Future[Metadata]] = {}
