@@ -231,3 +231,17 @@ def test_page_freshness(headers: dict[str, str], fresh_for: int) -> None:
     from safepip.index.simple import _max_age
 
     assert _max_age(headers) == fresh_for
+
+
+@pytest.mark.parametrize("text", [
+    "Sun, 06 Nov 1994 08:49:37 GMT",  # IMF-fixdate, read by safepip itself
+    "Tue, 29 Feb 2028 23:59:59 GMT",
+    "Sunday, 06-Nov-94 08:49:37 GMT",  # the obsolete RFC 850 form
+    "Sun Nov  6 08:49:37 1994",  # asctime
+])
+def test_http_dates_as_the_email_package_reads_them(text: str) -> None:
+    from email.utils import parsedate_to_datetime
+
+    from safepip.index.simple import http_date
+
+    assert http_date(text) == parsedate_to_datetime(text).timestamp()

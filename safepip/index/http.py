@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import ipaddress
 import os
 import threading
@@ -46,6 +47,7 @@ def redact(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:****@{netloc}"))
 
 
+@functools.lru_cache(maxsize=64)
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True

@@ -427,12 +427,29 @@ def _max_age(headers: dict[str, str]) -> int:
                 return 0
     if cc.strip() or "expires" in headers:
         return 0  # explicit caching rules we do not interpret further: revalidate
-    from email.utils import parsedate_to_datetime
-
     try:
-        modified = parsedate_to_datetime(headers["last-modified"]).timestamp()
-        now = parsedate_to_datetime(headers["date"]).timestamp() if "date" in headers \
-            else time.time()
+        modified = http_date(headers["last-modified"])
+        now = http_date(headers["date"]) if "date" in headers else time.time()
     except (KeyError, TypeError, ValueError, IndexError):
         return 0
     return int(min(HEURISTIC_MAX, max(0.0, (now - modified) / 10)))
+
+
+_IMF_FIXDATE = re.compile(r"[A-Z][a-z]{2}, (\d\d) ([A-Z][a-z]{2}) (\d{4}) "
+                          r"(\d\d):(\d\d):(\d\d) GMT")
+_MONTHS = {m: i for i, m in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul",
+                                       "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+
+
+def http_date(text: str) -> float:
+    """An HTTP-date (RFC 9110 §5.6.7) as a POSIX timestamp: the preferred IMF-fixdate read
+    here, the two obsolete forms by the email package."""
+    m = _IMF_FIXDATE.fullmatch(text.strip())
+    if m is not None and m[2] in _MONTHS:
+        import datetime
+
+        return datetime.datetime(int(m[3]), _MONTHS[m[2]], int(m[1]), int(m[4]), int(m[5]),
+                                 int(m[6]), tzinfo=datetime.timezone.utc).timestamp()
+    from email.utils import parsedate_to_datetime
+
+    return parsedate_to_datetime(text).timestamp()

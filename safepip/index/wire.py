@@ -43,7 +43,11 @@ class Connection:
                  connect_timeout: float, read_timeout: float) -> None:
         self.host = host
         self.port = port
-        sock = socket.create_connection((host, port), timeout=connect_timeout)
+        # an ASCII name given as bytes: getaddrinfo() would otherwise load the IDNA codec
+        # (stringprep, unicodedata) for every first connection, for nothing
+        address = host.encode("ascii") if host.isascii() else host
+        sock = socket.create_connection((address, port),  # type: ignore[arg-type]
+                                        timeout=connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if tls is not None:
