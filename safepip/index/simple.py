@@ -449,7 +449,7 @@ def http_date(text: str) -> float:
         import datetime
 
         return datetime.datetime(int(m[3]), _MONTHS[m[2]], int(m[1]), int(m[4]), int(m[5]),
-                                 int(m[6]), tzinfo=datetime.timezone.utc).timestamp()
+                                 int(m[6]), tzinfo=datetime.UTC).timestamp()
     from email.utils import parsedate_to_datetime
 
     return parsedate_to_datetime(text).timestamp()
