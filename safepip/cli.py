@@ -581,8 +581,8 @@ def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet
 
     from safepip import lock, pipeline
 
-    outcomes = []
-    for version, plat in targets:
+    def resolve_for(target: tuple[str | None, str | None], ui: UI) -> pipeline.Outcome:
+        version, plat = target
         if len(targets) > 1:
             ui.info(f"Resolving for Python {version or 'this interpreter'} on "
                     f"{plat or 'this platform'}")
@@ -591,7 +591,20 @@ def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet
             python=args.python, sandbox=args.sandbox,
             unsafe_build_on_host=args.unsafe_build_on_host, limits=_limits(args),
             attest=_attest_policy(args), python_version=version, platform=plat)
-        outcomes.append(pipeline.run(request, cfg, ui, cache=cache))
+        return pipeline.run(request, cfg, ui, cache=cache)
+
+    # the first environment alone (it fetches the pages all share), the others side by
+    # side (what is left for them is mostly their own platform's files), without
+    # progress bars, which cannot share the terminal
+    outcomes = [resolve_for(targets[0], ui)]
+    if len(targets) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from safepip import ui as ui_module
+
+        quiet = ui_module.UI(ui.verbosity, ui.stream, progress=False)
+        with ThreadPoolExecutor(max_workers=min(4, len(targets) - 1)) as pool:
+            outcomes += pool.map(lambda t: resolve_for(t, quiet), targets[1:])
     outcome = outcomes[0]
     identities = {name: att.verified.publisher for o in outcomes
                   for name, att in o.attestations.items() if att.verified is not None}

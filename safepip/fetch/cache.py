@@ -344,9 +344,10 @@ class Cache:
             return
         dst = self._staged(self._meta_rel(wheel_sha256))
         self._makedirs(os.path.dirname(dst))
-        with open(dst + ".tmp", "wb") as f:
+        tmp = dst + f".{threading.get_ident()}.tmp"  # several threads may write it at once
+        with open(tmp, "wb") as f:
             f.write(data)
-        os.replace(dst + ".tmp", dst)
+        os.replace(tmp, dst)
 
     # -- http pages -------------------------------------------------------------------
 
