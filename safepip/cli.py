@@ -432,6 +432,26 @@ def _requirements(args: argparse.Namespace) -> RequirementSet:
     return rs
 
 
+def _start_probe(args: argparse.Namespace, for_lock: bool) -> None:
+    """Start asking the target interpreter for its facts now, in the background (a new
+    interpreter process: ~50 ms, otherwise waited for after the imports below), unless
+    they are cached. Finding the interpreter is done again by the run, which reports
+    any problem; a probe started for nothing is simply not used."""
+    from safepip import target
+    from safepip.config import default_cache_dir
+    from safepip.fetch.cache import Cache
+
+    try:
+        exe = target.locate(args.python, system=getattr(args, "system", False),
+                            target_dir=getattr(args, "target", None), for_lock=for_lock)
+    except SafepipError:
+        return
+    no_cache = args.no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1"
+    cache = None if no_cache else Cache(
+        os.path.abspath(args.cache_dir) if args.cache_dir else default_cache_dir())
+    target.start_probe(exe, cache)
+
+
 def _config(args: argparse.Namespace, rs: RequirementSet) -> tuple[Config, PipSettings]:
     """Flags (and option lines of requirements files) merged with pip's settings."""
     from safepip.config import build_config, isolated_from_env
@@ -884,6 +904,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             return _sandbox(args, ui)
         if args.command == "lock":
+            _start_probe(args, for_lock=True)
             return _lock(args, ui)
         if args.command == "trust":
             return _trust(args)
@@ -891,6 +912,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _uninstall(args, ui)
         if args.command == "verify":
             return _verify(args, ui)
+        _start_probe(args, for_lock=False)
         return _install(args, ui)
     except SafepipError as exc:
         log = getattr(exc, "log", "")

@@ -9,11 +9,13 @@ site-packages is imported while we look at it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,7 +159,8 @@ def _fingerprint(executable: str) -> str | None:
 
 def probe(executable: str, cache: Cache | None = None) -> Interpreter:
     """The facts of ``executable``: from the cache when its fingerprint is unchanged
-    (saves a subprocess, ~80 ms), else by running the isolated probe in it."""
+    (saves a subprocess, ~50 ms), else by running the isolated probe in it (or taking
+    over the one ``start_probe`` began)."""
     key = _fingerprint(executable) if cache is not None else None
     if cache is not None and key is not None:
         hit = cache.get_page(key)
@@ -172,24 +175,51 @@ def probe(executable: str, cache: Cache | None = None) -> Interpreter:
     return _interpreter(data)
 
 
-def _run_probe(executable: str) -> dict[str, Any]:
+# probes started ahead of time, by executable (see start_probe)
+_started: dict[str, subprocess.Popen[str]] = {}
+_started_lock = threading.Lock()
+
+
+def start_probe(executable: str, cache: Cache | None = None) -> None:
+    """Begin probing ``executable`` in the background unless its facts are cached. The
+    command line calls this first thing, so that the new interpreter starts and answers
+    (~50 ms) while the rest of safepip is being imported; ``probe`` takes the answer
+    over. Only a head start: a probe nobody takes over is just not used."""
+    key = _fingerprint(executable) if cache is not None else None
+    if cache is not None and key is not None and cache.get_page(key) is not None:
+        return
+    with _started_lock:
+        if executable not in _started:
+            with contextlib.suppress(OSError):  # probe() runs it again and says why
+                _started[executable] = _spawn_probe(executable)
+
+
+def _spawn_probe(executable: str) -> subprocess.Popen[str]:
     import packaging
 
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(packaging.__file__)))
+    return subprocess.Popen([executable, "-I", "-S", "-c", _PROBE, pkg_parent],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _run_probe(executable: str) -> dict[str, Any]:
+    with _started_lock:
+        started = _started.pop(executable, None)
     try:
-        proc = subprocess.run(
-            [executable, "-I", "-S", "-c", _PROBE, pkg_parent],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        proc = started if started is not None else _spawn_probe(executable)
     except OSError as exc:
         raise TargetError(f"cannot run the interpreter {executable}: {exc}") from exc
+    try:
+        out, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        proc.kill()
+        proc.communicate()
+        raise TargetError(f"the interpreter {executable} did not answer in 60 s") from exc
     if proc.returncode != 0:
-        detail = proc.stderr.strip().splitlines()[-1:] or ["no output"]
+        detail = err.strip().splitlines()[-1:] or ["no output"]
         raise TargetError(f"the interpreter {executable} could not be queried: {detail[0]}")
-    data: dict[str, Any] = json.loads(proc.stdout)
+    data: dict[str, Any] = json.loads(out)
     return data
 
 
