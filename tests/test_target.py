@@ -147,6 +147,35 @@ def test_interpreter_facts_are_cached_by_fingerprint(index: LocalIndex, venv: Pa
     assert len(calls) == 2
 
 
+def test_probe_started_ahead_is_taken_over(index: LocalIndex, venv: Path, safepip,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command starts the probe before the imports; the run waits for that one
+    instead of starting another, and cached facts start none at all."""
+    spawned: list[str] = []
+    real = target_mod._spawn_probe
+
+    def counting(exe: str) -> object:
+        spawned.append(exe)
+        return real(exe)
+
+    monkeypatch.setattr(target_mod, "_spawn_probe", counting)
+    index.add(make_wheel("lib"))
+    assert safepip("install", "--dry-run", "lib").code == 0
+    assert spawned == [str(venv / "bin" / "python")]
+    assert target_mod._started == {}  # taken over by the run
+    assert safepip("install", "--dry-run", "lib").code == 0
+    assert safepip("lock", "lib", "-o", "req.txt").code == 0
+    assert len(spawned) == 1  # the facts were cached
+
+
+def test_a_probe_started_for_nothing_is_harmless(venv: Path) -> None:
+    target_mod.start_probe(str(venv / "bin" / "python"))
+    target_mod.start_probe(str(venv / "bin" / "python"))  # once per interpreter
+    assert len(target_mod._started) == 1
+    assert target_mod.probe(str(venv / "bin" / "python")).version.startswith("3.")
+    assert target_mod._started == {}
+
+
 def test_probe_markers_are_packagings(venv: Path) -> None:
     """The probe writes PEP 508's environment out instead of importing packaging.markers:
     it must say exactly what packaging.markers.default_environment() says there."""
