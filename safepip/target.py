@@ -25,57 +25,9 @@ from safepip.errors import TargetError
 if TYPE_CHECKING:
     from safepip.fetch.cache import Cache
 
-# Runs inside the target interpreter with -I -S: only the stdlib and the copy of
-# `packaging` that ships with safepip (its directory is argv[1]) are importable.
-_PROBE = r"""
-import json, os, platform, sys, sysconfig
-sys.path.insert(0, sys.argv[1])
-from packaging import tags
-def version_of(info):
-    v = "%d.%d.%d" % (info.major, info.minor, info.micro)
-    return v if info.releaselevel == "final" else v + info.releaselevel[0] + str(info.serial)
-# PEP 508's environment markers, written out (importing packaging.markers for its
-# default_environment() costs this probe a third of its time)
-markers = {
-    "implementation_name": sys.implementation.name,
-    "implementation_version": version_of(sys.implementation.version),
-    "os_name": os.name,
-    "platform_machine": platform.machine(),
-    "platform_release": platform.release(),
-    "platform_system": platform.system(),
-    "platform_version": platform.version(),
-    "python_full_version": platform.python_version(),
-    "platform_python_implementation": platform.python_implementation(),
-    "python_version": ".".join(platform.python_version_tuple()[:2]),
-    "sys_platform": sys.platform,
-}
-def paths(scheme, base=None):
-    v = {} if base is None else {"base": base, "platbase": base}
-    return sysconfig.get_paths(scheme=scheme, vars=v)
-names = sysconfig.get_scheme_names()
-prefix_scheme = "venv" if "venv" in names else ("posix_prefix" if os.name == "posix" else "nt")
-user_scheme = os.name + "_user" if os.name + "_user" in names else None
-# without site (-S), sys.prefix is not the venv's: find pyvenv.cfg as site.py would
-prefix = sys.prefix
-exe_dir = os.path.dirname(os.path.abspath(sys.executable))
-for d in (exe_dir, os.path.dirname(exe_dir)):
-    if os.path.isfile(os.path.join(d, "pyvenv.cfg")):
-        prefix = d
-        break
-out = {
-    "executable": sys.executable,
-    "prefix": prefix,
-    "base_prefix": sys.base_prefix,
-    "version": "%d.%d.%d" % sys.version_info[:3],
-    "tags": [str(t) for t in tags.sys_tags()],
-    "markers": markers,
-    "scheme": paths(prefix_scheme, prefix),
-    "prefix_scheme": prefix_scheme,
-    "user_scheme": paths(user_scheme) if user_scheme else None,
-    "stdlib": sysconfig.get_paths()["stdlib"],
-}
-sys.stdout.write(json.dumps(out))
-"""
+# the probe: a script run inside the target interpreter with -I -S (only the stdlib and
+# the copy of `packaging` that ships with safepip are importable there)
+_PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_probe.py")
 
 
 @dataclass(frozen=True)
@@ -141,7 +93,9 @@ def _fingerprint(executable: str) -> str | None:
 
     from safepip import __version__
 
-    parts = [executable, __version__, hashlib.sha256(_PROBE.encode()).hexdigest()]
+    with open(_PROBE_SCRIPT, "rb") as f:
+        probe_digest = hashlib.sha256(f.read()).hexdigest()
+    parts = [executable, __version__, probe_digest]
     try:
         for path in (os.path.realpath(executable),
                      os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -169,10 +123,34 @@ def probe(executable: str, cache: Cache | None = None) -> Interpreter:
                 return _interpreter(hit["facts"])
             except (KeyError, TypeError):
                 pass
-    data = _run_probe(executable)
+    data = _facts_here(executable) if is_running(executable) else _run_probe(executable)
     if cache is not None and key is not None:
         cache.put_page(key, {"facts": data})
     return _interpreter(data)
+
+
+def is_running(executable: str) -> bool:
+    """Whether ``executable`` is the interpreter safepip runs in, in the same environment
+    (the same binary and the same virtual environment, or none): its facts can then be
+    read here, without starting it again. Nothing is imported from it that is not
+    imported already."""
+    from safepip._probe import venv_dir
+
+    try:
+        if os.path.realpath(executable) != os.path.realpath(sys.executable):
+            return False
+        here, there = venv_dir(sys.executable), venv_dir(executable)
+        if here is None or there is None:
+            return here is there and sys.prefix == sys.base_prefix
+        return os.path.samefile(here, there)
+    except OSError:
+        return False
+
+
+def _facts_here(executable: str) -> dict[str, Any]:
+    from safepip._probe import facts
+
+    return facts(os.path.abspath(executable))
 
 
 # probes started ahead of time, by executable (see start_probe)
@@ -185,6 +163,8 @@ def start_probe(executable: str, cache: Cache | None = None) -> None:
     command line calls this first thing, so that the new interpreter starts and answers
     (~50 ms) while the rest of safepip is being imported; ``probe`` takes the answer
     over. Only a head start: a probe nobody takes over is just not used."""
+    if is_running(executable):
+        return  # read in this process when needed
     key = _fingerprint(executable) if cache is not None else None
     if cache is not None and key is not None and cache.get_page(key) is not None:
         return
@@ -198,7 +178,7 @@ def _spawn_probe(executable: str) -> subprocess.Popen[str]:
     import packaging
 
     pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(packaging.__file__)))
-    return subprocess.Popen([executable, "-I", "-S", "-c", _PROBE, pkg_parent],
+    return subprocess.Popen([executable, "-I", "-S", _PROBE_SCRIPT, pkg_parent],
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
 

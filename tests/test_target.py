@@ -176,6 +176,18 @@ def test_a_probe_started_for_nothing_is_harmless(venv: Path) -> None:
     assert target_mod._started == {}
 
 
+def test_facts_of_the_running_interpreter_are_read_here(venv: Path) -> None:
+    """safepip's own interpreter and environment is not started again to be asked: what
+    it reads in-process must be what the isolated probe says, field for field; another
+    environment of the same binary (the venv fixture, the base interpreter) is probed."""
+    import sys
+
+    assert target_mod.is_running(sys.executable)
+    assert target_mod._facts_here(sys.executable) == target_mod._run_probe(sys.executable)
+    assert not target_mod.is_running(str(venv / "bin" / "python"))
+    assert not target_mod.is_running(os.path.join(sys.base_prefix, "bin", "python3"))
+
+
 def test_probe_markers_are_packagings(venv: Path) -> None:
     """The probe writes PEP 508's environment out instead of importing packaging.markers:
     it must say exactly what packaging.markers.default_environment() says there."""
