@@ -123,7 +123,14 @@ def probe(executable: str, cache: Cache | None = None) -> Interpreter:
                 return _interpreter(hit["facts"])
             except (KeyError, TypeError):
                 pass
-    data = _facts_here(executable) if is_running(executable) else _run_probe(executable)
+    with _started_lock:
+        known = _known.pop(executable, None)
+    if known is not None:
+        data = known
+    elif is_running(executable):
+        data = _facts_here(executable)
+    else:
+        data = _run_probe(executable)
     if cache is not None and key is not None:
         cache.put_page(key, {"facts": data})
     return _interpreter(data)
@@ -153,8 +160,9 @@ def _facts_here(executable: str) -> dict[str, Any]:
     return facts(os.path.abspath(executable))
 
 
-# probes started ahead of time, by executable (see start_probe)
+# probes started ahead of time, and facts read ahead of time, by executable (start_probe)
 _started: dict[str, subprocess.Popen[str]] = {}
+_known: dict[str, dict[str, Any]] = {}
 _started_lock = threading.Lock()
 
 
@@ -163,10 +171,14 @@ def start_probe(executable: str, cache: Cache | None = None) -> None:
     command line calls this first thing, so that the new interpreter starts and answers
     (~50 ms) while the rest of safepip is being imported; ``probe`` takes the answer
     over. Only a head start: a probe nobody takes over is just not used."""
-    if is_running(executable):
-        return  # read in this process when needed
     key = _fingerprint(executable) if cache is not None else None
     if cache is not None and key is not None and cache.get_page(key) is not None:
+        return
+    if is_running(executable):
+        # read here and now (~5 ms), before the run's threads compete for the GIL
+        facts = _facts_here(executable)
+        with _started_lock:
+            _known[executable] = facts
         return
     with _started_lock:
         if executable not in _started:
