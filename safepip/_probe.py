@@ -53,6 +53,10 @@ def facts(executable: str) -> dict[str, object]:
         v = {} if base is None else {"base": base, "platbase": base}
         return sysconfig.get_paths(scheme=scheme, vars=v)
 
+    # the user base from the environment as it is now (sysconfig's config variables keep
+    # the one of their first use, and this may run in a process that began long ago)
+    getuserbase = getattr(sysconfig, "_getuserbase", None)
+    user_vars = {"userbase": getuserbase()} if getuserbase is not None else {}
     names = sysconfig.get_scheme_names()
     prefix_scheme = "venv" if "venv" in names else (
         "posix_prefix" if os.name == "posix" else "nt")
@@ -68,7 +72,8 @@ def facts(executable: str) -> dict[str, object]:
         "markers": markers,
         "scheme": paths(prefix_scheme, prefix),
         "prefix_scheme": prefix_scheme,
-        "user_scheme": paths(user_scheme) if user_scheme else None,
+        "user_scheme": sysconfig.get_paths(scheme=user_scheme, vars=user_vars)
+        if user_scheme else None,
         "stdlib": sysconfig.get_paths()["stdlib"],
     }
 

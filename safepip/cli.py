@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -12,7 +13,7 @@ from safepip import __version__
 from safepip.errors import SafepipError, UsageError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from packaging.version import Version
 
@@ -432,11 +433,12 @@ def _requirements(args: argparse.Namespace) -> RequirementSet:
     return rs
 
 
-def _start_probe(args: argparse.Namespace, for_lock: bool) -> None:
+@contextlib.contextmanager
+def _probe_ahead(args: argparse.Namespace, for_lock: bool) -> Iterator[None]:
     """Start asking the target interpreter for its facts now, in the background (a new
-    interpreter process: ~50 ms, otherwise waited for after the imports below), unless
-    they are cached. Finding the interpreter is done again by the run, which reports
-    any problem; a probe started for nothing is simply not used."""
+    interpreter process: ~50 ms, otherwise waited for after the imports that follow),
+    unless they are cached. Finding the interpreter is done again by the run, which
+    reports any problem; a probe the run did not take over is stopped at the end."""
     from safepip import target
     from safepip.config import default_cache_dir
     from safepip.fetch.cache import Cache
@@ -445,11 +447,15 @@ def _start_probe(args: argparse.Namespace, for_lock: bool) -> None:
         exe = target.locate(args.python, system=getattr(args, "system", False),
                             target_dir=getattr(args, "target", None), for_lock=for_lock)
     except SafepipError:
-        return
-    no_cache = args.no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1"
-    cache = None if no_cache else Cache(
-        os.path.abspath(args.cache_dir) if args.cache_dir else default_cache_dir())
-    target.start_probe(exe, cache)
+        exe = None
+    if exe is not None:
+        no_cache = args.no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1"
+        target.start_probe(exe, None if no_cache else Cache(
+            os.path.abspath(args.cache_dir) if args.cache_dir else default_cache_dir()))
+    try:
+        yield
+    finally:
+        target.drop_started()
 
 
 def _config(args: argparse.Namespace, rs: RequirementSet) -> tuple[Config, PipSettings]:
@@ -904,16 +910,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             return _sandbox(args, ui)
         if args.command == "lock":
-            _start_probe(args, for_lock=True)
-            return _lock(args, ui)
+            with _probe_ahead(args, for_lock=True):
+                return _lock(args, ui)
         if args.command == "trust":
             return _trust(args)
         if args.command == "uninstall":
             return _uninstall(args, ui)
         if args.command == "verify":
             return _verify(args, ui)
-        _start_probe(args, for_lock=False)
-        return _install(args, ui)
+        with _probe_ahead(args, for_lock=False):
+            return _install(args, ui)
     except SafepipError as exc:
         log = getattr(exc, "log", "")
         if log:

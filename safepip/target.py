@@ -186,6 +186,17 @@ def start_probe(executable: str, cache: Cache | None = None) -> None:
                 _started[executable] = _spawn_probe(executable)
 
 
+def drop_started() -> None:
+    """Stop the probes no run took over (one that ended before it needed them)."""
+    with _started_lock:
+        procs = list(_started.values())
+        _started.clear()
+        _known.clear()
+    for proc in procs:
+        proc.kill()
+        proc.communicate()
+
+
 def _spawn_probe(executable: str) -> subprocess.Popen[str]:
     import packaging
 

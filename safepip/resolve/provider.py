@@ -130,6 +130,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         # candidates whose metadata needs another Python: their Requires-Python
         self.python_mismatch: dict[tuple[str, Version], str] = {}
         self._satisfied: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = {}
+        self._deps_prefetched: set[str] = set()  # files whose dependencies were prefetched
 
     # -- fetching, memoized and prefetched ------------------------------------------
 
@@ -168,8 +169,33 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         for cand in self._candidates_from_page(page, [req], record=False):
             if cand.dist is not None and cand.dist.kind == "wheel":
                 with contextlib.suppress(RuntimeError):  # the pool is already shut down
-                    self.metadata_future(cand.dist)
+                    md = self.metadata_future(cand.dist)
+                    with self._lock:
+                        first = cand.dist.url not in self._deps_prefetched
+                        self._deps_prefetched.add(cand.dist.url)
+                    if first and not self.opts.no_deps:
+                        md.add_done_callback(self._prefetch_deps)
             break
+
+    def _prefetch_deps(self, fut: Future[Metadata]) -> None:
+        """The dependencies of the file resolution will most likely pin, asked for as
+        soon as its metadata is here rather than when resolution gets to it: otherwise a
+        dependency graph's pages and metadata arrive one level after the other, a round
+        trip each (as uv, which fetches ahead the same way)."""
+        try:
+            md = fut.result()
+        except Exception:  # noqa: BLE001 - a prefetch failure surfaces when it is needed
+            return
+        env = dict(self.opts.markers, extra="")
+        deps = []
+        for r in md.requires_dist:
+            try:
+                if r.url is None and (r.marker is None or r.marker.evaluate(env)):
+                    deps.append(Req.from_requirement(r, f"{md.name} {md.version}"))
+            except Exception:  # noqa: BLE001 - resolution evaluates it again and says why
+                continue
+        with contextlib.suppress(RuntimeError):  # the pool is already shut down
+            self.prefetch(deps)
 
     # -- candidates -----------------------------------------------------------------
 
