@@ -129,13 +129,18 @@ def test_a_new_connection_that_answers_nothing_is_an_error(
     assert srv.connections == 2  # one attempt, one retry
 
 
-def test_chunked_body(serve: Callable[[Script], RawServer]) -> None:
-    body = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
-    srv = serve(lambda head, n: (body, False))
+@pytest.mark.parametrize(("chunks", "body"), [
+    (b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n", b"hello world"),
+    # a chunk extension, and a trailer field after the last chunk
+    (b"3;name=value\r\nabc\r\n0\r\nX-Trailer: yes\r\n\r\n", b"abc"),
+])
+def test_chunked_body(serve: Callable[[Script], RawServer], chunks: bytes,
+                      body: bytes) -> None:
+    answer = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks
+    srv = serve(lambda head, n: (answer, False))
     http = HttpClient()
-    assert http.get(srv.url + "/c").body == b"hello world"
-    assert http.get(srv.url + "/c").body == b"hello world"
+    assert http.get(srv.url + "/c").body == body
+    assert http.get(srv.url + "/c").body == body  # read to its end: the connection is reused
     assert srv.connections == 1
 
 
@@ -244,16 +249,6 @@ def test_header_fields(serve: Callable[[Script], RawServer]) -> None:
     assert headers["x-folded"] == "one two"
     assert headers["x-twice"] == "a, b"
     assert headers["etag"] == '"\u00e9"'  # Latin-1, as http.client reads it
-
-
-def test_chunk_extensions_and_trailers(serve: Callable[[Script], RawServer]) -> None:
-    body = (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-            b"3;name=value\r\nabc\r\n0\r\nX-Trailer: yes\r\n\r\n")
-    srv = serve(lambda head, n: (body, False))
-    http = HttpClient()
-    assert http.get(srv.url + "/c").body == b"abc"
-    assert http.get(srv.url + "/c").body == b"abc"
-    assert srv.connections == 1
 
 
 def test_chunked_and_content_length_closes(serve: Callable[[Script], RawServer]) -> None:
