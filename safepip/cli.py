@@ -220,6 +220,9 @@ def _add_index_options(g: argparse._ArgumentGroup) -> None:
     g.add_argument("--trusted-host", action="append", default=[], metavar="HOST",
                    help="allow plain http for this host")
     g.add_argument("--cert", metavar="FILE", help="extra CA bundle")
+    g.add_argument("--proxy", metavar="URL",
+                   help="an http:// proxy, as http://[user:password@]host:port (default: "
+                        "https_proxy / http_proxy, minus no_proxy)")
     g.add_argument("--timeout", type=float, metavar="SECONDS", help="network timeout")
     g.add_argument("--isolated", action="store_true",
                    help="ignore pip's configuration files and PIP_* variables")
@@ -474,6 +477,7 @@ def _config(args: argparse.Namespace, rs: RequirementSet) -> tuple[Config, PipSe
         timeout=args.timeout,
         cert=args.cert,
         offline=args.offline,
+        proxy=args.proxy,
     )
 
 

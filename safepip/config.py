@@ -54,6 +54,7 @@ class PipSettings:
     cert: str | None = None
     timeout: float | None = None
     no_index: bool = False
+    proxy: str | None = None
     sources: tuple[str, ...] = ()
 
 
@@ -73,13 +74,15 @@ class Config:
     no_index: bool = False
     jobs: int = 8
     offline: bool = False  # nothing from the network: the cache only
+    proxy: str | None = None  # --proxy or pip's; None: the *_proxy environment variables
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def http(self) -> HttpClient:
-        from safepip.index.http import HttpClient
+        from safepip.index.http import HttpClient, Proxies
 
         return HttpClient(trusted_hosts=self.trusted_hosts, cert=self.cert,
-                          timeout=self.timeout, retries=self.retries, offline=self.offline)
+                          timeout=self.timeout, retries=self.retries, offline=self.offline,
+                          proxies=Proxies.from_environment(self.proxy))
 
     @property
     def index_urls(self) -> list[str]:
@@ -117,7 +120,7 @@ def _pip_config_files() -> list[Path]:
 
 
 _KEYS = ("index-url", "extra-index-url", "trusted-host", "find-links", "constraint", "cert",
-         "timeout", "default-timeout", "no-index")
+         "timeout", "default-timeout", "no-index", "proxy")
 
 
 def read_pip_settings(environ: dict[str, str] | None = None) -> PipSettings:
@@ -163,6 +166,7 @@ def read_pip_settings(environ: dict[str, str] | None = None) -> PipSettings:
         cert=values.get("cert") or None,
         timeout=timeout_f,
         no_index=values.get("no-index", "").lower() in ("1", "true", "yes", "on"),
+        proxy=values.get("proxy") or None,
         sources=tuple(sources),
     )
 
@@ -188,6 +192,7 @@ def build_config(
     timeout: float | None,
     cert: str | None,
     offline: bool = False,
+    proxy: str | None = None,
 ) -> tuple[Config, PipSettings]:
     """Merge flags with pip's settings (unless isolated) into a ``Config``."""
     pip = PipSettings() if isolated else read_pip_settings()
@@ -211,6 +216,7 @@ def build_config(
         no_cache=no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1",
         no_index=no_index or pip.no_index,
         offline=offline,
+        proxy=proxy or pip.proxy,
         notes=tuple(notes),
     )
     return cfg, pip

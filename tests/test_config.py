@@ -88,3 +88,40 @@ def test_user_directories_are_platformdirs(monkeypatch: pytest.MonkeyPatch, xdg)
         monkeypatch.setenv("XDG_DATA_HOME", xdg + "/data")
     assert default_cache_dir() == platformdirs.user_cache_dir("safepip", appauthor=False)
     assert default_data_dir() == platformdirs.user_data_dir("safepip", appauthor=False)
+
+
+def test_proxy_from_flag_pip_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             index: LocalIndex, venv: Path, safepip) -> None:
+    """--proxy, pip's `proxy` (pip.conf or PIP_PROXY), else the *_proxy variables; a
+    proxy safepip cannot use is a clear error; the local index (loopback) is reached
+    directly even with a proxy configured."""
+    from safepip.config import Config, build_config
+
+    conf = tmp_path / "pip.conf"
+    conf.write_text("[global]\nproxy = http://pip-proxy.example:3128\n")
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    assert read_pip_settings().proxy == "http://pip-proxy.example:3128"
+    monkeypatch.setenv("PIP_PROXY", "http://env-proxy.example:3128")
+    assert read_pip_settings().proxy == "http://env-proxy.example:3128"
+
+    def config(**kw: object) -> Config:
+        args: dict[str, object] = {
+            "isolated": False, "index_url": None, "extra_index_urls": [],
+            "trusted_hosts": [], "find_links": [], "no_index": False, "no_cache": True,
+            "cache_dir": None, "timeout": None, "cert": None}
+        return build_config(**{**args, **kw})[0]  # type: ignore[arg-type]
+
+    assert config().proxy == "http://env-proxy.example:3128"
+    assert config(proxy="http://flag.example:1").proxy == "http://flag.example:1"
+    assert config(isolated=True).proxy is None  # then https_proxy & co. decide
+    monkeypatch.setenv("https_proxy", "http://proxy.example:3128")
+    client = config(isolated=True).http()
+    via = client.proxies.for_origin("https", "pypi.org", 443)
+    assert via is not None and (via.host, via.port) == ("proxy.example", 3128)
+
+    index.add(make_wheel("lib"))
+    r = safepip("install", "lib")  # the loopback index: not through the proxy
+    assert r.code == 0, r.text
+    r = safepip("install", "--proxy", "socks5://proxy.example:1080", "lib")
+    assert r.code == 1 and "safepip can use only an http:// proxy" in r.err
+    assert "Traceback" not in r.err

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import re
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
-from safepip.errors import NetworkError
-from safepip.index.http import HttpClient
+from safepip.errors import InsecureURLError, NetworkError
+from safepip.index.http import HttpClient, Proxies
 
 # what the scripted server does with one request: the bytes to answer and whether to
 # close the connection afterwards (None: close without answering)
@@ -283,3 +286,170 @@ def test_malformed_responses_are_errors(serve: Callable[[Script], RawServer], an
     srv = serve(lambda head, n: (answer, True))
     with pytest.raises(NetworkError, match=message):
         HttpClient(retries=0).get(srv.url + "/bad")
+
+
+# -- proxies ---------------------------------------------------------------------------
+
+def test_plain_http_through_a_proxy(serve: Callable[[Script], RawServer]) -> None:
+    """The proxy is asked for the absolute URL, with its credentials; the origin's name
+    is never resolved here."""
+    proxy = serve(lambda head, n: (ok(b"via proxy"), False))
+    http = HttpClient(trusted_hosts=("pkgs.example.invalid",), proxies=Proxies(
+        http=f"http://user:pa%40ss@127.0.0.1:{proxy.sock.getsockname()[1]}"))
+    assert http.get("http://pkgs.example.invalid/simple/a/").body == b"via proxy"
+    assert http.get("http://pkgs.example.invalid/simple/b/").body == b"via proxy"
+    first = proxy.requests[0].decode()
+    assert first.startswith("GET http://pkgs.example.invalid/simple/a/ HTTP/1.1\r\n")
+    assert "Host: pkgs.example.invalid\r\n" in first
+    assert "Proxy-Authorization: Basic dXNlcjpwYUBzcw==" in first  # user:pa@ss
+    assert proxy.connections == 1  # kept alive like any connection
+
+
+def test_a_proxy_that_refuses_the_tunnel(serve: Callable[[Script], RawServer]) -> None:
+    proxy = serve(lambda head, n: (b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                                   b"Content-Length: 0\r\n\r\n", True))
+    http = HttpClient(retries=0, proxies=Proxies(
+        https=f"http://127.0.0.1:{proxy.sock.getsockname()[1]}"))
+    with pytest.raises(NetworkError, match=re.escape(
+            "answered HTTP 407 to CONNECT pypi.example.invalid:443 (Proxy Authentication")):
+        http.get("https://pypi.example.invalid/simple/")
+    assert proxy.requests[0].startswith(b"CONNECT pypi.example.invalid:443 HTTP/1.1\r\n")
+
+
+def test_https_through_a_connect_tunnel(tmp_path: Path) -> None:
+    """TLS runs end to end through the tunnel: the certificate is checked for the
+    origin's name (here against a CA given with --cert), the proxy sees only CONNECT."""
+    ca_file, server_ctx = _tls_origin(tmp_path, "pypi.example.invalid")
+    origin = socket.socket()
+    origin.bind(("127.0.0.1", 0))
+    origin.listen(4)
+    seen: list[bytes] = []
+
+    def serve_origin() -> None:
+        conn, _ = origin.accept()
+        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += tls.recv(4096)
+            seen.append(head)
+            tls.sendall(ok(b"over tls"))
+
+    proxy = socket.socket()
+    proxy.bind(("127.0.0.1", 0))
+    proxy.listen(4)
+    connects: list[bytes] = []
+
+    def serve_proxy() -> None:
+        client, _ = proxy.accept()
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        connects.append(head)
+        upstream = socket.create_connection(origin.getsockname())
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        _relay(client, upstream)
+
+    for target in (serve_origin, serve_proxy):
+        threading.Thread(target=target, daemon=True).start()
+    http = HttpClient(cert=str(ca_file), proxies=Proxies(
+        https=f"http://127.0.0.1:{proxy.getsockname()[1]}"))
+    try:
+        assert http.get("https://pypi.example.invalid/simple/").body == b"over tls"
+    finally:
+        http.close()
+        origin.close()
+        proxy.close()
+    assert connects[0].startswith(b"CONNECT pypi.example.invalid:443 HTTP/1.1\r\n")
+    assert seen[0].startswith(b"GET /simple/ HTTP/1.1\r\nHost: pypi.example.invalid\r\n")
+
+
+def _relay(a: socket.socket, b: socket.socket) -> None:
+    def pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                dst.sendall(data)
+        with contextlib.suppress(OSError):
+            dst.shutdown(socket.SHUT_WR)
+
+    threading.Thread(target=pump, args=(b, a), daemon=True).start()
+    pump(a, b)
+
+
+def _tls_origin(tmp_path: Path, name: str) -> tuple[Path, ssl.SSLContext]:
+    """A CA (its certificate written to a file) and a server context for ``name``."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "safepip test CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+          .public_key(ca_key.public_key()).serial_number(1)
+          .not_valid_before(now - datetime.timedelta(minutes=5))
+          .not_valid_after(now + datetime.timedelta(hours=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False,
+                                       False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(2)
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    ca_file = tmp_path / "ca.pem"
+    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    chain = tmp_path / "server.pem"
+    chain.write_bytes(leaf.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(chain)
+    return ca_file, ctx
+
+
+@pytest.mark.parametrize(("no_proxy", "host", "port", "proxied"), [
+    ("", "pypi.org", 443, True),
+    ("pypi.org", "pypi.org", 443, False),
+    ("pypi.org", "files.pypi.org", 443, False),  # a domain covers its subdomains
+    (".pypi.org", "files.pypi.org", 443, False),
+    ("pypi.org", "notpypi.org", 443, True),
+    ("pypi.org:8443", "pypi.org", 443, True),  # another port
+    ("pypi.org:443", "pypi.org", 443, False),
+    ("10.0.0.0/8", "10.1.2.3", 443, False),
+    ("10.0.0.0/8", "11.1.2.3", 443, True),
+    ("*", "pypi.org", 443, False),
+    (" example.com , PyPI.org ", "pypi.org", 443, False),
+    ("", "127.0.0.1", 8080, False),  # loopback: never through a proxy
+    ("", "localhost", 8080, False),
+])
+def test_which_origins_go_through_the_proxy(no_proxy: str, host: str, port: int,
+                                            proxied: bool) -> None:
+    proxies = Proxies("http://proxy.example:3128", "http://proxy.example:3128", no_proxy)
+    assert (proxies.for_origin("https", host, port) is not None) is proxied
+
+
+def test_proxy_settings_from_the_environment() -> None:
+    env = {"HTTPS_PROXY": "http://upper:1", "https_proxy": "http://lower:2",
+           "http_proxy": "proxy.example:3", "NO_PROXY": "internal.example"}
+    p = Proxies.from_environment(environ=env)
+    assert p.urls == {"http": "proxy.example:3", "https": "http://lower:2"}
+    https = p.for_origin("https", "pypi.org", 443)
+    assert https is not None and (https.host, https.port) == ("lower", 2)
+    assert p.for_origin("https", "pkgs.internal.example", 443) is None
+    # --proxy (pip's) is for both schemes; no_proxy still applies
+    p = Proxies.from_environment("http://flag:4", env)
+    assert p.urls == {"http": "http://flag:4", "https": "http://flag:4"}
+    assert Proxies.from_environment(environ={"ALL_PROXY": "http://all:5"}).urls == {
+        "http": "http://all:5", "https": "http://all:5"}
+    assert Proxies.from_environment(environ={}).for_origin("https", "pypi.org", 443) is None
+    with pytest.raises(InsecureURLError, match="only an http:// proxy"):
+        Proxies(https="socks5://proxy.example:1080")

@@ -84,6 +84,7 @@ class HttpClient:
         retries: int = 3,
         max_body: int = 64 * 1024 * 1024,
         offline: bool = False,
+        proxies: Proxies | None = None,
     ) -> None:
         self.trusted_hosts = {h.split(":")[0].lower() for h in trusted_hosts}
         self.trusted_hostports = {h.lower() for h in trusted_hosts}
@@ -92,6 +93,7 @@ class HttpClient:
         self.retries = retries
         self.max_body = max_body
         self.offline = offline
+        self.proxies = proxies or Proxies()
         self._conns: _Connections | None = None
         self._conns_lock = threading.Lock()
 
@@ -137,7 +139,7 @@ class HttpClient:
         with self._conns_lock:
             if self._conns is None:
                 self._conns = _Connections(self.cert, connect_timeout=min(self.timeout, 15),
-                                           read_timeout=self.timeout)
+                                           read_timeout=self.timeout, proxies=self.proxies)
             return self._conns
 
     def close(self) -> None:
@@ -302,8 +304,9 @@ class _Connections:
     MAX_IDLE = 16
 
     def __init__(self, cert: str | None, *, connect_timeout: float,
-                 read_timeout: float) -> None:
+                 read_timeout: float, proxies: Proxies | None = None) -> None:
         self.cert = cert
+        self.proxies = proxies or Proxies()
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self._idle: dict[Origin, list[wire.Connection]] = {}
@@ -329,7 +332,8 @@ class _Connections:
         return wire.Connection(host, port,
                                tls=self._context() if scheme == "https" else None,
                                connect_timeout=self.connect_timeout,
-                               read_timeout=self.read_timeout)
+                               read_timeout=self.read_timeout,
+                               proxy=self.proxies.for_origin(scheme, host, port))
 
     def _take(self, key: Origin) -> wire.Connection | None:
         """An idle connection to ``key`` that the server has not closed meanwhile."""
@@ -429,6 +433,79 @@ class _Exchange:
             self.owner.give(self.key, self.resp.conn)
         else:
             self.resp.conn.close()
+
+
+class Proxies:
+    """Which proxy, if any, each origin is reached through: ``--proxy`` (pip's: for http
+    and https alike), else ``https_proxy`` / ``http_proxy`` / ``all_proxy`` (lower case
+    first, as curl and Python read them), minus ``no_proxy`` (host names, domain
+    suffixes, ``host:port``, IP networks, ``*``). Loopback addresses are never proxied.
+    Only ``http://`` proxies: the tunnel to an https origin is TLS end to end."""
+
+    def __init__(self, http: str | None = None, https: str | None = None,
+                 no_proxy: str = "") -> None:
+        self.urls = {"http": http, "https": https}
+        self._proxies = {scheme: _proxy(url) for scheme, url in self.urls.items() if url}
+        self.no_proxy = [e.strip().lower() for e in no_proxy.split(",") if e.strip()]
+
+    @classmethod
+    def from_environment(cls, flag: str | None = None,
+                         environ: dict[str, str] | None = None) -> Proxies:
+        env = dict(os.environ) if environ is None else environ
+
+        def var(name: str) -> str | None:
+            return env.get(name.lower()) or env.get(name.upper()) or None
+
+        no_proxy = var("no_proxy") or ""
+        if flag:
+            return cls(flag, flag, no_proxy)
+        everything = var("all_proxy")
+        return cls(var("http_proxy") or everything, var("https_proxy") or everything,
+                   no_proxy)
+
+    def for_origin(self, scheme: str, host: str, port: int) -> wire.Proxy | None:
+        proxy = self._proxies.get(scheme)
+        if proxy is None or _is_loopback(host) or self._bypassed(host, port):
+            return None
+        return proxy
+
+    def _bypassed(self, host: str, port: int) -> bool:
+        host = host.lower().strip("[]")
+        for entry in self.no_proxy:
+            if entry == "*":
+                return True
+            if "/" in entry:  # an IP network
+                try:
+                    if ipaddress.ip_address(host) in ipaddress.ip_network(entry, strict=False):
+                        return True
+                except ValueError:
+                    pass
+                continue
+            name, _, entry_port = entry.rpartition(":") if entry.count(":") == 1 \
+                else (entry, "", "")
+            if entry_port and entry_port != str(port):
+                continue
+            name = name.strip("[]").lstrip(".")
+            if host == name or host.endswith("." + name):
+                return True
+        return False
+
+
+def _proxy(url: str) -> wire.Proxy:
+    """A proxy URL (``http://[user:password@]host[:port]``; pip's ``host:port`` too)."""
+    if "://" not in url:
+        url = "http://" + url
+    p = urllib.parse.urlsplit(url)
+    if p.scheme != "http" or not p.hostname:
+        raise InsecureURLError(redact(url), "safepip can use only an http:// proxy (the "
+                               "tunnel to an https index is TLS end to end through it)",
+                               hint="give the proxy as http://[user:password@]host:port")
+    authorization = None
+    if p.username is not None or p.password is not None:
+        pair = f"{urllib.parse.unquote(p.username or '')}:" \
+               f"{urllib.parse.unquote(p.password or '')}"
+        authorization = "Basic " + base64.b64encode(pair.encode()).decode()
+    return wire.Proxy(p.hostname, p.port or 80, authorization)
 
 
 def _decoder(url: str, encoding: str) -> zlib._Decompress | None:

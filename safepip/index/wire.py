@@ -36,20 +36,39 @@ class ConnectionClosed(ProtocolError):
     closed: a GET may be sent again on a new one)."""
 
 
-class Connection:
-    """One connection to one origin; one request at a time."""
+class Proxy:
+    """An HTTP proxy (``http://[user:password@]host:port``): https origins are reached
+    through a CONNECT tunnel (TLS end to end, the proxy sees only the host name), plain
+    http ones by asking the proxy for the absolute URL."""
 
-    def __init__(self, host: str, port: int, *, tls: ssl.SSLContext | None,
-                 connect_timeout: float, read_timeout: float) -> None:
+    def __init__(self, host: str, port: int, authorization: str | None = None) -> None:
         self.host = host
         self.port = port
+        self.authorization = authorization  # a Proxy-Authorization value, or None
+
+
+class Connection:
+    """One connection to one origin (directly or through a proxy); one request at a
+    time."""
+
+    def __init__(self, host: str, port: int, *, tls: ssl.SSLContext | None,
+                 connect_timeout: float, read_timeout: float,
+                 proxy: Proxy | None = None) -> None:
+        self.host = host
+        self.port = port
+        default = 443 if tls is not None else 80
+        name = f"[{host}]" if ":" in host else host
+        self.host_header = name if port == default else f"{name}:{port}"
+        to_host, to_port = (proxy.host, proxy.port) if proxy is not None else (host, port)
         # an ASCII name given as bytes: getaddrinfo() would otherwise load the IDNA codec
         # (stringprep, unicodedata) for every first connection, for nothing
-        address = host.encode("ascii") if host.isascii() else host
-        sock = socket.create_connection((address, port),  # type: ignore[arg-type]
+        address = to_host.encode("ascii") if to_host.isascii() else to_host
+        sock = socket.create_connection((address, to_port),  # type: ignore[arg-type]
                                         timeout=connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if proxy is not None and tls is not None:
+                _tunnel(sock, f"{name}:{port}", proxy)
             if tls is not None:
                 sock = tls.wrap_socket(sock, server_hostname=host)
             sock.settimeout(read_timeout)
@@ -58,14 +77,18 @@ class Connection:
             raise
         self.sock = sock
         self.rfile: BufferedReader = sock.makefile("rb")
-        default = 443 if tls is not None else 80
-        name = f"[{host}]" if ":" in host else host
-        self.host_header = name if port == default else f"{name}:{port}"
+        # plain http through a proxy: the request names the whole URL, and the proxy's
+        # credentials go with every request (to the proxy, which does not forward them)
+        self.via = proxy if proxy is not None and tls is None else None
 
     def get(self, target: str, headers: dict[str, str]) -> Response:
         """Send ``GET target`` and read the response's head (its body is read from the
         returned response)."""
+        if self.via is not None:
+            target = f"http://{self.host_header}{target}"
         lines = [f"GET {target} HTTP/1.1", f"Host: {self.host_header}"]
+        if self.via is not None and self.via.authorization:
+            lines.append(f"Proxy-Authorization: {self.via.authorization}")
         names = {k.lower() for k in headers}
         if "accept-encoding" not in names:
             lines.append("Accept-Encoding: identity")
@@ -85,58 +108,82 @@ class Connection:
 
     # -- the response's head -----------------------------------------------------------
 
-    def _line(self, what: str) -> bytes:
-        line = self.rfile.readline(MAX_LINE + 1)
-        if len(line) > MAX_LINE:
-            raise ProtocolError(f"{what} longer than {MAX_LINE} bytes")
-        if line and not line.endswith(b"\n"):
-            raise ProtocolError(f"the connection ended in a {what}")
-        return line
-
     def _response(self) -> Response:
-        first = True
-        while True:
-            line = self._line("status line")
-            if not line:
-                if first:
-                    raise ConnectionClosed("the server closed the connection without "
-                                           "answering")
-                raise ProtocolError("the connection ended in a response's head")
-            first = False
-            version, _, rest = line.rstrip(b"\r\n").partition(b" ")
-            code = rest[:3]
-            if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 \
-                    or not code.isdigit() or rest[3:4] not in (b"", b" "):
-                raise ProtocolError(f"not an HTTP/1.1 status line: {line[:80]!r}")
-            status = int(code)
-            headers = self._headers()
-            if 100 <= status < 200:  # informational (100 Continue, 103 Early Hints)
-                continue
-            return Response(self, status, headers, http10=version == b"HTTP/1.0")
+        status, headers, http10 = _read_head(self.rfile)
+        return Response(self, status, headers, http10=http10)
 
-    def _headers(self) -> dict[str, str]:
-        fields: list[list[str]] = []
-        while True:
-            line = self._line("header line")
-            if not line:
-                raise ProtocolError("the connection ended in a response's head")
-            if line in (b"\r\n", b"\n"):
-                break
-            if line[:1] in (b" ", b"\t"):  # obsolete line folding: part of the one before
-                if not fields:
-                    raise ProtocolError(f"a continuation line first: {line[:80]!r}")
-                fields[-1][1] += " " + line.strip().decode("latin-1")
-                continue
-            name, colon, value = line.partition(b":")
-            if not colon or not name or not set(name) <= _TOKEN:
-                raise ProtocolError(f"not a header line: {line[:80]!r}")
-            if len(fields) >= MAX_HEADERS:
-                raise ProtocolError(f"more than {MAX_HEADERS} header fields")
-            fields.append([name.decode("ascii").lower(), value.strip().decode("latin-1")])
-        headers: dict[str, str] = {}
-        for key, text in fields:  # repeated fields: one value, comma-separated
-            headers[key] = f"{headers[key]}, {text}" if key in headers else text
-        return headers
+
+def _tunnel(sock: socket.socket, hostport: str, proxy: Proxy) -> None:
+    """Ask ``proxy`` (connected to by ``sock``) for a tunnel to ``hostport``."""
+    lines = [f"CONNECT {hostport} HTTP/1.1", f"Host: {hostport}"]
+    if proxy.authorization:
+        lines.append(f"Proxy-Authorization: {proxy.authorization}")
+    sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+    # nothing follows the proxy's answer until the TLS handshake starts, so reading it
+    # through a buffer of its own takes nothing from the tunnel
+    with sock.makefile("rb") as rfile:
+        status, _headers, _http10 = _read_head(rfile)
+    if status != 200:
+        what = " (Proxy Authentication Required: give the proxy's user and password in " \
+               "its URL)" if status == 407 else ""
+        raise ProtocolError(f"the proxy {proxy.host}:{proxy.port} answered HTTP {status} "
+                            f"to CONNECT {hostport}{what}")
+
+
+def _line(rfile: BufferedReader, what: str) -> bytes:
+    line = rfile.readline(MAX_LINE + 1)
+    if len(line) > MAX_LINE:
+        raise ProtocolError(f"{what} longer than {MAX_LINE} bytes")
+    if line and not line.endswith(b"\n"):
+        raise ProtocolError(f"the connection ended in a {what}")
+    return line
+
+
+def _read_head(rfile: BufferedReader) -> tuple[int, dict[str, str], bool]:
+    """A response's status, header fields and whether it is HTTP/1.0 (1xx skipped)."""
+    first = True
+    while True:
+        line = _line(rfile, "status line")
+        if not line:
+            if first:
+                raise ConnectionClosed("the server closed the connection without answering")
+            raise ProtocolError("the connection ended in a response's head")
+        first = False
+        version, _, rest = line.rstrip(b"\r\n").partition(b" ")
+        code = rest[:3]
+        if version not in (b"HTTP/1.1", b"HTTP/1.0") or len(code) != 3 \
+                or not code.isdigit() or rest[3:4] not in (b"", b" "):
+            raise ProtocolError(f"not an HTTP/1.1 status line: {line[:80]!r}")
+        status = int(code)
+        headers = _read_fields(rfile)
+        if 100 <= status < 200:  # informational (100 Continue, 103 Early Hints)
+            continue
+        return status, headers, version == b"HTTP/1.0"
+
+
+def _read_fields(rfile: BufferedReader) -> dict[str, str]:
+    fields: list[list[str]] = []
+    while True:
+        line = _line(rfile, "header line")
+        if not line:
+            raise ProtocolError("the connection ended in a response's head")
+        if line in (b"\r\n", b"\n"):
+            break
+        if line[:1] in (b" ", b"\t"):  # obsolete line folding: part of the one before
+            if not fields:
+                raise ProtocolError(f"a continuation line first: {line[:80]!r}")
+            fields[-1][1] += " " + line.strip().decode("latin-1")
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not name or not set(name) <= _TOKEN:
+            raise ProtocolError(f"not a header line: {line[:80]!r}")
+        if len(fields) >= MAX_HEADERS:
+            raise ProtocolError(f"more than {MAX_HEADERS} header fields")
+        fields.append([name.decode("ascii").lower(), value.strip().decode("latin-1")])
+    headers: dict[str, str] = {}
+    for key, text in fields:  # repeated fields: one value, comma-separated
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return headers
 
 
 class Response:
@@ -214,7 +261,7 @@ class Response:
         return data
 
     def _chunk_size(self) -> int:
-        line = self.conn._line("chunk-size line")
+        line = _line(self.conn.rfile, "chunk-size line")
         if not line:
             raise ProtocolError("the connection ended before a chunk")
         digits = line.split(b";", 1)[0].strip()
@@ -224,7 +271,7 @@ class Response:
 
     def _trailers(self) -> None:
         for _ in range(MAX_HEADERS + 1):
-            line = self.conn._line("trailer line")
+            line = _line(self.conn.rfile, "trailer line")
             if not line:
                 raise ProtocolError("the connection ended in the trailers")
             if line in (b"\r\n", b"\n"):
