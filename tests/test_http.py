@@ -316,6 +316,16 @@ def test_a_proxy_that_refuses_the_tunnel(serve: Callable[[Script], RawServer]) -
     assert proxy.requests[0].startswith(b"CONNECT pypi.example.invalid:443 HTTP/1.1\r\n")
 
 
+def test_an_unreachable_proxy_is_named() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()  # nothing listens there now
+    http = HttpClient(retries=0, proxies=Proxies(https=f"http://127.0.0.1:{port}"))
+    with pytest.raises(NetworkError, match=f"cannot connect: the proxy 127.0.0.1:{port}: "):
+        http.get("https://pypi.example.invalid/simple/")
+
+
 def test_https_through_a_connect_tunnel(tmp_path: Path) -> None:
     """TLS runs end to end through the tunnel: the certificate is checked for the
     origin's name (here against a CA given with --cert), the proxy sees only CONNECT."""

@@ -63,8 +63,13 @@ class Connection:
         # an ASCII name given as bytes: getaddrinfo() would otherwise load the IDNA codec
         # (stringprep, unicodedata) for every first connection, for nothing
         address = to_host.encode("ascii") if to_host.isascii() else to_host
-        sock = socket.create_connection((address, to_port),  # type: ignore[arg-type]
-                                        timeout=connect_timeout)
+        try:
+            sock = socket.create_connection((address, to_port),  # type: ignore[arg-type]
+                                            timeout=connect_timeout)
+        except OSError as exc:
+            if proxy is None:
+                raise
+            raise ConnectionError(f"the proxy {to_host}:{to_port}: {exc}") from exc
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if proxy is not None and tls is not None:
