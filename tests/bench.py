@@ -104,6 +104,15 @@ def serve(root: Path) -> tuple[ThreadingHTTPServer, str]:
         def log_message(self, *a: object) -> None:
             pass
 
+        def end_headers(self) -> None:
+            # PyPI's CDN says how long a page stays fresh (max-age=600); without it each
+            # tool guesses from Last-Modified, and a mirror built a minute ago would be
+            # revalidated by one tool (a tenth of its age: seconds) and not by another
+            # (uv assumes ten minutes): the guess, not the tool, would be measured
+            if self.path.startswith("/simple/"):
+                self.send_header("Cache-Control", "max-age=600, public")
+            super().end_headers()
+
     srv = MirrorServer(("127.0.0.1", 0), partial(Quiet, directory=str(root)))
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     return srv, f"http://127.0.0.1:{srv.server_address[1]}/simple/"

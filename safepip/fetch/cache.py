@@ -50,6 +50,8 @@ class Cache:
         self._replace_key = False
         self._closed = False  # committed or discarded: late writes are dropped
         self._dirs: set[str] = set()  # directories this run made or found
+        self._puts: dict[str, str] = {}  # entry -> its staged copy
+        self._put_root: str | None = None
 
     # -- sealed entries ---------------------------------------------------------------
 
@@ -148,8 +150,7 @@ class Cache:
         with self._lock:  # not into a run that was committed or discarded meanwhile
             if self._closed:
                 return
-            dst = self._staged(rel)
-            self._makedirs(os.path.dirname(dst))
+            dst = self._put(rel)
             tmp = dst + f".{threading.get_ident()}.tmp"
             with open(tmp, "wb") as f:
                 f.write(sealed)
@@ -187,15 +188,35 @@ class Cache:
         """A directory for temporary files of this run (removed at the end)."""
         return self._stage_dir()
 
-    def _staged(self, rel: str) -> str:
-        return os.path.join(self._stage_dir(), "put", rel)
+    _WHOLE_DIRS = ("unpacked" + os.sep, "built" + os.sep)
+
+    def _put(self, rel: str) -> str:
+        """Where this run writes its copy of the entry ``rel`` until commit.
+
+        Staged entries lie side by side in one directory, each remembered with its final
+        place: a staged copy of the cache's tree cost a mkdir for every new directory
+        and a walk plus a tree removal at commit (a fifth of a cold lock)."""
+        with self._lock:
+            path = self._puts.get(rel)
+            if path is None:
+                # the entry's path made flat: its parts are digests and fixed words
+                path = os.path.join(self._put_dir(), rel.replace(os.sep, "@"))
+                self._puts[rel] = path
+            return path
+
+    def _put_dir(self) -> str:
+        if self._put_root is None:
+            self._put_root = os.path.join(self._stage_dir(), "put")
+            os.makedirs(self._put_root, exist_ok=True)
+        return self._put_root
 
     def _final(self, rel: str) -> str | None:
         return None if self.root is None else os.path.join(self.root, rel)
 
     def _lookup(self, rel: str) -> list[str]:
         """Where an entry may be: this run's staged copy first, then the cache itself."""
-        paths = [self._staged(rel)] if self._stage is not None else []
+        staged = self._puts.get(rel)
+        paths = [staged] if staged is not None else []
         final = self._final(rel)
         if final is not None:
             paths.append(final)
@@ -210,28 +231,22 @@ class Cache:
     def _commit(self) -> None:
         if self._stage is None:
             return
-        put = os.path.join(self._stage, "put")
-        if self.root is not None and os.path.isdir(put):
+        if self.root is not None and self._puts:
             with contextlib.suppress(OSError):  # unsaved: its entries are just not reused
                 self._save_key()
-        unpacked = os.path.join(put, "unpacked")
-        if self.root is not None and os.path.isdir(unpacked):
-            # unpacked wheels move as whole directories (replacing a stale entry)
-            os.makedirs(os.path.join(self.root, "unpacked"), exist_ok=True)
-            for entry in os.listdir(unpacked):
-                dst = os.path.join(self.root, "unpacked", entry)
-                if os.path.lexists(dst):
+            for rel, src in self._puts.items():
+                dst = os.path.join(self.root, rel)
+                if rel.startswith(self._WHOLE_DIRS) and os.path.lexists(dst):
+                    # unpacked and built wheels are directories: they replace a stale entry
                     shutil.rmtree(dst, ignore_errors=True)
-                os.replace(os.path.join(unpacked, entry), dst)
-            os.rmdir(unpacked)
-        if self.root is not None and os.path.isdir(put):
-            for dirpath, _dirs, files in os.walk(put):
-                if not files:
-                    continue
-                into = os.path.join(self.root, os.path.relpath(dirpath, put))
-                self._makedirs(into)
-                for fn in files:
-                    os.replace(os.path.join(dirpath, fn), os.path.join(into, fn))
+                try:
+                    os.replace(src, dst)
+                except FileNotFoundError:
+                    if not os.path.lexists(src):
+                        continue  # made, then given up (an unpacking that failed)
+                    self._makedirs(os.path.dirname(dst))  # its directory is new
+                    os.replace(src, dst)
+        self._puts.clear()
         self._created = []
         self._cleanup()
 
@@ -246,6 +261,8 @@ class Cache:
         self._created = []
 
     def _cleanup(self) -> None:
+        self._puts.clear()
+        self._put_root = None
         if self._stage is not None:
             shutil.rmtree(self._stage, ignore_errors=True)
             if self.root is not None:
@@ -268,8 +285,7 @@ class Cache:
 
     def put_blob(self, tmp_path: str, sha256: str) -> str:
         """Give a verified download its content address (staged) and return that path."""
-        dst = self._staged(self._blob_rel(sha256))
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        dst = self._put(self._blob_rel(sha256))
         os.replace(tmp_path, dst)
         return dst
 
@@ -293,7 +309,7 @@ class Cache:
 
     def new_unpacked(self, wheel_sha256: str) -> str:
         """Where to unpack this wheel (staged: it reaches the cache only on success)."""
-        path = self._staged(os.path.join("unpacked", wheel_sha256))
+        path = self._put(os.path.join("unpacked", wheel_sha256))
         if os.path.lexists(path):
             shutil.rmtree(path)
         os.makedirs(path)
@@ -318,7 +334,7 @@ class Cache:
     def put_built(self, key: str, filename: str, data: bytes) -> None:
         if self.root is None:
             return
-        d = self._staged(os.path.join("built", key))
+        d = self._put(os.path.join("built", key))
         os.makedirs(d, exist_ok=True)
         with open(os.path.join(d, "wheel"), "wb") as f:
             f.write(data)
@@ -342,12 +358,14 @@ class Cache:
     def put_metadata(self, wheel_sha256: str, data: bytes) -> None:
         if self.root is None:
             return
-        dst = self._staged(self._meta_rel(wheel_sha256))
-        self._makedirs(os.path.dirname(dst))
-        tmp = dst + f".{threading.get_ident()}.tmp"  # several threads may write it at once
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, dst)
+        with self._lock:  # not into a run that was committed or discarded meanwhile
+            if self._closed:
+                return
+            dst = self._put(self._meta_rel(wheel_sha256))
+            tmp = dst + f".{threading.get_ident()}.tmp"
+            with open(tmp, "wb") as f:
+                f.write(data)
+            os.replace(tmp, dst)
 
     # -- http pages -------------------------------------------------------------------
 
