@@ -74,6 +74,7 @@ def _add_install(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     g.add_argument("--allow-pth", action="append", default=[], metavar="NAME",
                    help="allow this package to install a .pth file that runs code at "
                         "every Python start")
+    _add_cooldown_option(g)
     _add_sandbox_options(g)
     _add_attestation_options(g)
     g = p.add_argument_group("output and cache")
@@ -169,6 +170,22 @@ def _add_attestation_options(g: argparse._ArgumentGroup) -> None:
                         "them, or with =NAME only that one (may be repeated)")
     g.add_argument("--skip-attestations", action="append", default=[], metavar="NAME",
                    help="do not check NAME's attestation or publisher (not recommended)")
+
+
+def _add_cooldown_option(g: argparse._ArgumentGroup) -> None:
+    g.add_argument("--min-release-age", metavar="AGE",
+                   default=os.environ.get("SAFEPIP_MIN_RELEASE_AGE") or "2d",
+                   help="take no file uploaded less than AGE ago (2d, 12h, 30m; a plain "
+                        "number is days; 0 turns it off): a compromised account's new "
+                        "release waits out the days it takes to be caught. A version "
+                        "pinned with == is exempt, and said to be (default: 2d, or "
+                        "SAFEPIP_MIN_RELEASE_AGE)")
+
+
+def _min_release_age(args: argparse.Namespace) -> float:
+    from safepip.resolve.cooldown import parse_age
+
+    return parse_age(args.min_release_age)
 
 
 def _attest_policy(args: argparse.Namespace) -> Policy:
@@ -275,6 +292,7 @@ def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                         "pylock.toml that covers several)")
     _add_index_options(p.add_argument_group("package index"))
     g = p.add_argument_group("builds, attestations, output and cache")
+    _add_cooldown_option(g)
     _add_sandbox_options(g)
     _add_attestation_options(g)
     g.add_argument("--no-cache", "--no-cache-dir", dest="no_cache", action="store_true")
@@ -559,6 +577,7 @@ def _run_install(args: argparse.Namespace, ui: UI, rs: RequirementSet, cfg: Conf
         unsafe_build_on_host=args.unsafe_build_on_host,
         limits=_limits(args),
         attest=_attest_policy(args),
+        min_release_age=_min_release_age(args),
     )
     outcome = pipeline.run(request, cfg, ui)
     if args.report:
@@ -611,6 +630,8 @@ def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet
 
     from safepip import lock, pipeline
 
+    min_age = _min_release_age(args)
+
     def resolve_for(target: tuple[str | None, str | None], ui: UI) -> pipeline.Outcome:
         version, plat = target
         if len(targets) > 1:
@@ -620,7 +641,8 @@ def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet
             reqs=copy.deepcopy(rs), dry_run=True, for_lock=True, preferred=preferred,
             python=args.python, sandbox=args.sandbox,
             unsafe_build_on_host=args.unsafe_build_on_host, limits=_limits(args),
-            attest=_attest_policy(args), python_version=version, platform=plat)
+            attest=_attest_policy(args), python_version=version, platform=plat,
+            min_release_age=min_age)
         return pipeline.run(request, cfg, ui, cache=cache)
 
     # the first environment alone (it fetches the pages all share), the others side by

@@ -23,6 +23,9 @@ from safepip.index.metadata import MetadataFetcher
 from safepip.index.simple import IndexClient
 from safepip.install import installed as installed_mod
 from safepip.resolve import Options, Req, resolve
+from safepip.resolve.cooldown import Cooldown
+from safepip.resolve.cooldown import describe as describe_age
+from safepip.resolve.cooldown import window as cooldown_window
 from safepip.target import discover, for_resolving, locate
 
 if TYPE_CHECKING:
@@ -36,6 +39,7 @@ if TYPE_CHECKING:
     from safepip.install.wheel import WheelInfo
     from safepip.models import Artifact, DistFile, InstalledDist, Pin
     from safepip.reqfile import RequirementSet, UserRequirement
+    from safepip.resolve.provider import Provider
     from safepip.sandbox import Limits, Sandbox
     from safepip.target import Target
     from safepip.ui import UI, DownloadProgress
@@ -72,6 +76,7 @@ class InstallRequest:
     python_version: str | None = None  # lock for another target than this interpreter
     platform: str | None = None
     data_dir: str | None = None  # where the publisher trust store lives
+    min_release_age: float = 2 * 86400  # seconds; files newer than this wait (0: off)
 
 
 @dataclass
@@ -233,6 +238,8 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
         preferred=dict(request.preferred),
         link_index={r.link: r.index for r in rs.requirements if r.link and r.index},
         installed_metadata=installed_mod.read_metadata,
+        cooldown=Cooldown(request.min_release_age, time.time())
+        if request.min_release_age > 0 else None,
     )
     build = _build_context(request, target, ui, cache, downloader, index, metadata, opts,
                            cfg.jobs)
@@ -354,6 +361,7 @@ def _resolve_and_install_with(s: _Session, provenance: _Provenance) -> Outcome:
             build=build)
         progress.clear_status()
     t_resolved = time.perf_counter()
+    _say_cooldown(ui, _provider, pins)
     for note in index.find_links.notes if index.find_links is not None else []:
         ui.warn(note)
     ui.detail(f"metadata: {metadata.stats}")
@@ -396,8 +404,9 @@ def _resolve_and_install_with(s: _Session, provenance: _Provenance) -> Outcome:
         for pin in pins:
             page_fut = _provider._pages.get(pin.name)
             page = page_fut.result() if page_fut is not None else None
-            outcome.files[pin.name] = [f for f in page.files if f.version == pin.version
-                                       ] if page is not None else []
+            outcome.files[pin.name] = _provider.lockable(
+                pin.name, pin.version, [f for f in page.files if f.version == pin.version]
+            ) if page is not None else []
         _hash_unhashed(s, outcome)
         if index.find_links is not None:
             origin = index.find_links.origin
@@ -458,6 +467,28 @@ def _resolve_and_install_with(s: _Session, provenance: _Provenance) -> Outcome:
     outcome.timings["check"] = time.perf_counter() - t_inst
     _show_timings(ui, outcome)
     return outcome
+
+
+def _say_cooldown(ui: UI, provider: Provider, pins: list[Pin]) -> None:
+    """What the cooldown changed: newer versions held back, and files inside it taken
+    because a pin asked for them."""
+    cd = provider.opts.cooldown
+    if cd is None:
+        return
+    window = cooldown_window(cd.min_age)
+    for pin in pins:
+        exempt = provider.exempt.get((pin.name, pin.version))
+        if exempt is not None and pin.dist is not None:
+            age, why = exempt
+            ui.warn(f"{pin.name} {pin.version} has files uploaded {describe_age(age)} ago, "
+                    f"inside the {window} cooldown: taken because it is {why}")
+        newer = [v for v in provider.held_back.get(pin.name, {}) if v > pin.version]
+        if newer and pin.dist is not None:
+            v = max(newer)
+            ui.info(f"{pin.name}: {v} held back (uploaded "
+                    f"{describe_age(provider.held_back[pin.name][v])} ago, inside the "
+                    f"{window} cooldown), {pin.version} taken; --min-release-age 0 "
+                    "takes it")
 
 
 def _show_timings(ui: UI, outcome: Outcome) -> None:

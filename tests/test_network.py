@@ -49,8 +49,12 @@ def pip_check(venv: Path) -> None:
                     "check"], check=True, env=env)
 
 
+# pip has no cooldown: these compare like with like (tests/test_cooldown.py has its own)
+SAME_AS_PIP = ("--min-release-age", "0")
+
+
 def test_requests_from_pypi(venv: Path, tmp_path: Path) -> None:
-    r = run("install", "requests")
+    r = run("install", *SAME_AS_PIP, "requests")
     assert r.code == 0, r.text
     assert installed(venv) == pip_picks(["requests"], tmp_path)
     pip_check(venv)
@@ -58,7 +62,7 @@ def test_requests_from_pypi(venv: Path, tmp_path: Path) -> None:
 
 
 def test_thirty_packages_match_pip(venv: Path, tmp_path: Path) -> None:
-    r = run("install", "-r", str(SET30))
+    r = run("install", *SAME_AS_PIP, "-r", str(SET30))
     assert r.code == 0, r.text
     assert installed(venv) == pip_picks(["-r", str(SET30)], tmp_path)
     pip_check(venv)
@@ -67,7 +71,7 @@ def test_thirty_packages_match_pip(venv: Path, tmp_path: Path) -> None:
                     "import numpy, markupsafe._speedups, psutil, cryptography.hazmat.bindings._rust"
                     "; numpy.arange(3).sum()"], check=True)
     # a second run in the same environment has nothing to do
-    r = run("install", "-r", str(SET30))
+    r = run("install", *SAME_AS_PIP, "-r", str(SET30))
     assert r.code == 0 and "Nothing to do" in r.err
 
 

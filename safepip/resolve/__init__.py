@@ -9,6 +9,8 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Re
 
 from safepip.errors import ResolutionError
 from safepip.models import Candidate, Pin
+from safepip.resolve.cooldown import HINT as COOLDOWN_HINT
+from safepip.resolve.cooldown import describe, window
 from safepip.resolve.provider import PYTHON, Options, Provider, Req
 
 if TYPE_CHECKING:
@@ -49,6 +51,12 @@ def _impossible_message(exc: ResolutionImpossible, provider: Provider) -> str:  
             shown = list(dict.fromkeys(why))[:5]
             lines.append("  files left out: " + "; ".join(shown) +
                          (" ..." if len(set(why)) > 5 else ""))
+        held = provider.held_back.get(name)
+        cd = provider.opts.cooldown
+        if held and cd is not None:
+            versions = ", ".join(f"{v} (uploaded {describe(age)} ago)"
+                                 for v, age in sorted(held.items(), reverse=True)[:5])
+            lines.append(f"  held back by the {window(cd.min_age)} cooldown: {versions}")
         fut = provider._pages.get(name)
         if fut is not None and fut.done() and fut.exception() is None and fut.result() is None:
             fl = provider.index.find_links
@@ -83,7 +91,9 @@ def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
         try:
             result = resolver.resolve(reqs, max_rounds=MAX_ROUNDS)
         except ResolutionImpossible as exc:
-            raise ResolutionError(_impossible_message(exc, provider)) from None
+            held = any(c.requirement.name in provider.held_back for c in exc.causes)
+            raise ResolutionError(_impossible_message(exc, provider),
+                                  hint=COOLDOWN_HINT if held else None) from None
         except ResolutionTooDeep as exc:
             raise ResolutionError(
                 f"resolution gave up after {exc.round_count} rounds of backtracking",

@@ -2,7 +2,8 @@
 
 Behaves as pip's resolver does on the same inputs: newest acceptable version first,
 wheels for the target's tags (most specific tag wins), ``Requires-Python`` checked,
-yanked files only for an exact ``==`` pin, pre-releases only with ``--pre``, an explicit
+yanked files only for an exact ``==`` pin, files inside the cooldown (``cooldown``) only
+for an exact pin or a lock's kept pin, pre-releases only with ``--pre``, an explicit
 pre-release specifier, or when nothing else matches; an installed distribution is kept
 when it satisfies (unless ``--upgrade`` names it); extras as separate identifiers that
 depend on their base project at the same version.
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
     from safepip.index.metadata import MetadataFetcher
     from safepip.index.simple import IndexClient
     from safepip.models import DistFile, InstalledDist, Metadata, ProjectPage
+    from safepip.resolve.cooldown import Cooldown
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,7 @@ class Options:
     # told of each file whose metadata resolution reads (a candidate it is about to pin,
     # most often), so that what is checked about the file can start meanwhile
     on_candidate: Callable[[DistFile], None] | None = None
+    cooldown: Cooldown | None = None  # None: files of any age are taken
 
 
 class Provider(AbstractProvider[Req, Candidate, str]):
@@ -131,6 +134,10 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         self.python_mismatch: dict[tuple[str, Version], str] = {}
         self._satisfied: dict[tuple[int, Version], tuple[SpecifierSet, bool]] = {}
         self._deps_prefetched: set[str] = set()  # files whose dependencies were prefetched
+        # the cooldown at work: versions whose every file is too new (held back), and
+        # versions taken although some of their files are, because a pin asked for them
+        self.held_back: dict[str, dict[Version, float]] = {}  # name -> version -> age
+        self.exempt: dict[tuple[str, Version], tuple[float, str]] = {}  # -> (age, why)
 
     # -- fetching, memoized and prefetched ------------------------------------------
 
@@ -274,6 +281,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if not matching and not allow_pre:
             matching = [v for v in versions if spec.contains(v, prereleases=True)]
         extras = next((r.extras for r in reqs), frozenset())
+        kept = self.opts.preferred.get(name)
         for v in matching:
             files = by_version[v]
             exact = str(v) in pinned or any(
@@ -287,10 +295,41 @@ class Provider(AbstractProvider[Req, Candidate, str]):
                     if why is not None:
                         why.append(f"{name} {v} is yanked")
                     continue
-                best = self._best[key] = self._best_file(live, name, why)
+                live = self._cooled(name, v, live, exact, v == kept)
+                best = self._best[key] = self._best_file(live, name, why) if live else None
             if best is None:
                 continue
             yield Candidate(name, v, extras, best)
+
+    def _cooled(self, name: str, v: Version, files: list[DistFile], exact: bool,
+                kept: bool) -> list[DistFile]:
+        """``files`` without those inside the cooldown, unless the version is pinned with
+        ``==`` or kept from the lock (then all of them, and that is remembered)."""
+        cd = self.opts.cooldown
+        if cd is None:
+            return files
+        fresh = [(f, age) for f in files if (age := cd.age_if_too_new(f)) is not None]
+        if not fresh:
+            return files
+        if exact or kept:
+            with self._lock:
+                self.exempt[(name, v)] = (min(a for _f, a in fresh),
+                                          "pinned with ==" if exact else "kept from the lock")
+            return files
+        fresh_names = {f.filename for f, _age in fresh}
+        left = [f for f in files if f.filename not in fresh_names]
+        if not left:
+            with self._lock:
+                self.held_back.setdefault(name, {})[v] = min(a for _f, a in fresh)
+        return left
+
+    def lockable(self, name: str, version: Version, files: list[DistFile]) -> list[DistFile]:
+        """The files of a pinned version that a lock lists: those inside the cooldown
+        only when the pin was exempt from it."""
+        cd = self.opts.cooldown
+        if cd is None or (name, version) in self.exempt:
+            return files
+        return [f for f in files if cd.age_if_too_new(f) is None]
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Candidate]]) -> Matches[Candidate]:
