@@ -7,10 +7,11 @@ import contextlib
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from safepip import __version__
 from safepip.errors import SafepipError, UsageError
+from safepip.ui import UI
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -23,7 +24,6 @@ if TYPE_CHECKING:
     from safepip.pipeline import Outcome
     from safepip.reqfile import RequirementSet
     from safepip.sandbox import Limits
-    from safepip.ui import UI
 
 PROG = "safepip"
 DESCRIPTION = """\
@@ -588,10 +588,27 @@ def _run_install(args: argparse.Namespace, ui: UI, rs: RequirementSet, cfg: Conf
     return 0
 
 
-def _lock(args: argparse.Namespace, ui: UI) -> int:
+def _lock(args: argparse.Namespace, ui: UI, argv: Sequence[str]) -> int:
+    if args.output_file is None:
+        args.output_file = "pylock.toml" if args.format == "pylock" else "requirements.txt"
+    memo = _LockMemo.open(args, argv)
+    if memo is not None:
+        hit = memo.lookup()
+        if hit is not None:
+            ui.detail("nothing this lock read has changed since it was made: its answer "
+                      "comes from the cache (--no-cache resolves anew)")
+            for kind, msg in hit["messages"]:
+                (ui.warn if kind == "warn" else ui.info)(msg)
+            return _finish_lock(args, ui, hit["text"], hit["summary"])
+    with memo.recorder if memo is not None else contextlib.nullcontext():
+        return _lock_resolving(args, ui, memo)
+
+
+def _lock_resolving(args: argparse.Namespace, ui: UI, memo: _LockMemo | None) -> int:
     from packaging.utils import canonicalize_name
 
-    from safepip import lock, pipeline
+    from safepip import pipeline
+    from safepip.lock import requirements as lock
 
     rs = _requirements(args)
     if not args.requirements_args and not args.requirement:
@@ -600,8 +617,6 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
     rs.pre = rs.pre or args.pre
     rs.only_binary |= _names(args.only_binary)
     rs.no_binary |= _names(args.no_binary)
-    if args.output_file is None:
-        args.output_file = "pylock.toml" if args.format == "pylock" else "requirements.txt"
     preferred = {} if args.upgrade else lock.existing_pins(args.output_file)
     for name in args.upgrade_package:
         preferred.pop(canonicalize_name(name), None)
@@ -613,8 +628,16 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
         raise UsageError("a lock for several environments is a pylock.toml",
                          hint="add --format pylock (or -o pylock.toml)")
     cache = pipeline.new_cache(cfg)  # committed once the lock is written
+    result: dict[str, Any] = {}
+    recording = _RecordingUI(ui)
     try:
-        code = _lock_with(args, ui, cfg, rs, preferred, targets, is_pylock, cache)
+        code = _lock_with(args, recording, cfg, rs, preferred, targets, is_pylock, cache,
+                          result)
+        if memo is not None and not result.get("unrecorded", True) and not cfg.find_links:
+            memo.save(cache, result, recording.said)
+        elif memo is not None:
+            ui.detail("this lock is not remembered: " + ", ".join(
+                result.get("unrecorded") or ["--find-links"]))
     except BaseException:
         cache.discard()
         raise
@@ -622,13 +645,79 @@ def _lock(args: argparse.Namespace, ui: UI) -> int:
     return code
 
 
-def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet,
+class _RecordingUI(UI):
+    """The run's UI, keeping what it said (for a lock's memo to say again)."""
+
+    def __init__(self, ui: UI, said: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(ui.verbosity, ui.stream, progress=ui.progress_enabled)
+        self.plain = ui
+        self.said: list[tuple[str, str]] = [] if said is None else said
+
+    def info(self, msg: str) -> None:
+        self.said.append(("info", msg))
+        super().info(msg)
+
+    def warn(self, msg: str) -> None:
+        self.said.append(("warn", msg))
+        super().warn(msg)
+
+    def quiet_copy(self) -> _RecordingUI:
+        """The same, without progress bars (for environments locked side by side)."""
+        copy = _RecordingUI(self, self.said)
+        copy.progress_enabled = False
+        return copy
+
+
+class _LockMemo:
+    """``safepip lock``'s memo (safepip/lock/memo.py) for this command line."""
+
+    def __init__(self, key: str, cache: Cache, target: str, exclude: str) -> None:
+        from safepip.lock import memo
+
+        self.key, self.cache, self.target = key, cache, target
+        self.recorder = memo.Recorder([exclude])
+
+    @classmethod
+    def open(cls, args: argparse.Namespace, argv: Sequence[str]) -> _LockMemo | None:
+        from safepip import target
+        from safepip.config import default_cache_dir
+        from safepip.fetch.cache import Cache
+        from safepip.lock import memo
+
+        if args.no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1":
+            return None
+        root = os.path.abspath(args.cache_dir) if args.cache_dir else default_cache_dir()
+        try:
+            exe = target.locate(args.python, for_lock=True)
+        except SafepipError:
+            return None  # the run says what is wrong
+        fingerprint = target.fingerprint(exe)
+        if fingerprint is None:
+            return None
+        return cls(memo.key(argv, os.environ, os.getcwd()), Cache(root), fingerprint,
+                   os.path.join(root, "tmp"))
+
+    def lookup(self) -> dict[str, Any] | None:
+        from safepip.lock import memo
+
+        return memo.lookup(self.cache, self.key, self.target)
+
+    def save(self, cache: Cache, result: dict[str, Any],
+             said: list[tuple[str, str]]) -> None:
+        from safepip.lock import memo
+
+        memo.save(cache, self.key, self.recorder, float(result["fresh_until"]), self.target,
+                  {"text": result["text"], "summary": result["summary"], "messages": said})
+
+
+def _lock_with(args: argparse.Namespace, ui: _RecordingUI, cfg: Config, rs: RequirementSet,
                preferred: dict[str, Version], targets: list[tuple[str | None, str | None]],
-               is_pylock: bool, cache: Cache) -> int:
+               is_pylock: bool, cache: Cache, result: dict[str, Any]) -> int:
     import copy
     import shlex
 
-    from safepip import lock, pipeline
+    from safepip import pipeline
+    from safepip.lock import requirements as lock
 
     min_age = _min_release_age(args)
 
@@ -652,9 +741,7 @@ def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet
     if len(targets) > 1:
         from concurrent.futures import ThreadPoolExecutor
 
-        from safepip import ui as ui_module
-
-        quiet = ui_module.UI(ui.verbosity, ui.stream, progress=False)
+        quiet = ui.quiet_copy()
         with ThreadPoolExecutor(max_workers=min(4, len(targets) - 1)) as pool:
             outcomes += pool.map(lambda t: resolve_for(t, quiet), targets[1:])
     outcome = outcomes[0]
@@ -679,22 +766,34 @@ def _lock_with(args: argparse.Namespace, ui: UI, cfg: Config, rs: RequirementSet
                            if version or plat else "this interpreter and platform",
                            options=lock.source_options(
                                cfg, outcome.find_links_used, args.output_file))
+    count = len({p.name for o in outcomes for p in o.pins if p.dist})
+    envs = f" for {len(outcomes)} environments" if len(outcomes) > 1 else ""
+    summary = f"Locked {count} packages{envs} into {args.output_file} (every file's sha256)"
+    result.update(text=text, summary=summary,
+                  fresh_until=min(o.fresh_until for o in outcomes),
+                  unrecorded=[u for o in outcomes for u in o.unrecorded])
+    return _finish_lock(args, ui.plain, text, summary)  # said afresh by a memo's answer
+
+
+def _finish_lock(args: argparse.Namespace, ui: UI, text: str, summary: str) -> int:
+    """--check compares; otherwise the lock is written (the same for a lock answered
+    from its memo)."""
+    from safepip.lock import output
+
     if args.check:
         try:
             with open(args.output_file, encoding="utf-8") as f:
                 current = f.read()
         except OSError:
             current = ""
-        if lock.body(current) != lock.body(text):
+        if output.body(current) != output.body(text):
             print(f"{args.output_file} is out of date: `safepip lock` would change it",
                   file=sys.stderr)
             return 1
         ui.info(f"{args.output_file} is up to date")
         return 0
-    lock.write(args.output_file, text)
-    count = len({p.name for o in outcomes for p in o.pins if p.dist})
-    envs = f" for {len(outcomes)} environments" if len(outcomes) > 1 else ""
-    ui.info(f"Locked {count} packages{envs} into {args.output_file} (every file's sha256)")
+    output.write(args.output_file, text)
+    ui.info(summary)
     return 0
 
 
@@ -916,8 +1015,6 @@ def entry() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from safepip.ui import UI
-
     argv = ["--require-attestations=:all:" if a == "--require-attestations" else a
             for a in (sys.argv[1:] if argv is None else argv)]
     parser = make_parser()
@@ -937,7 +1034,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _sandbox(args, ui)
         if args.command == "lock":
             with _probe_ahead(args, for_lock=True):
-                return _lock(args, ui)
+                return _lock(args, ui, argv)
         if args.command == "trust":
             return _trust(args)
         if args.command == "uninstall":

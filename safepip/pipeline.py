@@ -97,6 +97,10 @@ class Outcome:
     removed: list[InstalledDist] = field(default_factory=list)  # safepip sync
     attestations: dict[str, AttestationResult] = field(default_factory=dict)
     find_links_used: list[str] = field(default_factory=list)  # locations locked files are in
+    # for a lock's memo (lock.memo): until when this answer holds, and what it used that
+    # no recorded file holds (then it is not remembered)
+    fresh_until: float = float("inf")
+    unrecorded: list[str] = field(default_factory=list)
 
 
 def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
@@ -408,6 +412,7 @@ def _resolve_and_install_with(s: _Session, provenance: _Provenance) -> Outcome:
                 pin.name, pin.version, [f for f in page.files if f.version == pin.version]
             ) if page is not None else []
         _hash_unhashed(s, outcome)
+        _memo_facts(s, outcome, _provider)
         if index.find_links is not None:
             origin = index.find_links.origin
             outcome.find_links_used = sorted({origin[f.url] for fs in outcome.files.values()
@@ -467,6 +472,35 @@ def _resolve_and_install_with(s: _Session, provenance: _Provenance) -> Outcome:
     outcome.timings["check"] = time.perf_counter() - t_inst
     _show_timings(ui, outcome)
     return outcome
+
+
+def _memo_facts(s: _Session, outcome: Outcome, provider: Provider) -> None:
+    """Until when a lock's answer holds, and what it used that a memo cannot vouch for."""
+    index = s.index
+    outcome.fresh_until = index.fresh_until
+    outcome.unrecorded = list(index.uncached)
+    outcome.unrecorded += [f"{r.name}: a direct reference" for r in s.request.reqs.requirements
+                           if r.link or r.local]
+    outcome.unrecorded += [f"{p.name}: built from source" for p in outcome.pins
+                           if p.dist is not None and p.dist.kind == "sdist"]
+    outcome.unrecorded += [f"{name}: provenance unavailable"
+                           for name, att in outcome.attestations.items()
+                           if att.status == "unavailable"]
+    cd = provider.opts.cooldown
+    if cd is None:
+        return
+    # the first file inside the cooldown to leave it (ISO dates compare as text: only
+    # files of the last days are parsed)
+    import datetime
+
+    first_day = datetime.datetime.fromtimestamp(cd.cutoff, datetime.UTC).strftime("%Y-%m-%d")
+    for fut in list(provider._pages.values()):
+        page = fut.result() if fut.done() and fut.exception() is None else None
+        for f in page.files if page is not None else ():
+            if f.upload_time and f.upload_time[:10] >= first_day:
+                age = cd.age_if_too_new(f)
+                if age is not None:
+                    outcome.fresh_until = min(outcome.fresh_until, cd.now - age + cd.min_age)
 
 
 def _say_cooldown(ui: UI, provider: Provider, pins: list[Pin]) -> None:

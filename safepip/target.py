@@ -86,7 +86,7 @@ class Target:
         return f"{where} {self.root} (Python {self.interpreter.version})"
 
 
-def _fingerprint(executable: str) -> str | None:
+def fingerprint(executable: str) -> str | None:
     """What the probe's answer depends on: the interpreter binary it resolves to, the
     venv's pyvenv.cfg, the probe itself and safepip's version."""
     import hashlib
@@ -115,7 +115,7 @@ def probe(executable: str, cache: Cache | None = None) -> Interpreter:
     """The facts of ``executable``: from the cache when its fingerprint is unchanged
     (saves a subprocess, ~50 ms), else by running the isolated probe in it (or taking
     over the one ``start_probe`` began)."""
-    key = _fingerprint(executable) if cache is not None else None
+    key = fingerprint(executable) if cache is not None else None
     if cache is not None and key is not None:
         hit = cache.get_page(key)
         if hit is not None and isinstance(hit.get("facts"), dict):
@@ -171,7 +171,7 @@ def start_probe(executable: str, cache: Cache | None = None) -> None:
     command line calls this first thing, so that the new interpreter starts and answers
     (~50 ms) while the rest of safepip is being imported; ``probe`` takes the answer
     over. Only a head start: a probe nobody takes over is just not used."""
-    key = _fingerprint(executable) if cache is not None else None
+    key = fingerprint(executable) if cache is not None else None
     if cache is not None and key is not None and cache.get_page(key) is not None:
         return
     if is_running(executable):

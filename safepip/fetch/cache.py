@@ -156,6 +156,13 @@ class Cache:
                 f.write(sealed)
             os.replace(tmp, dst)
 
+    def get_sealed(self, rel: str) -> bytes | None:
+        """A sealed entry of another module's (its path under the cache), or None."""
+        return self._read_sealed(rel)
+
+    def put_sealed(self, rel: str, body: bytes) -> None:
+        self._write_sealed(rel, body)
+
     # -- staging ----------------------------------------------------------------------
 
     def _makedirs(self, path: str) -> None:

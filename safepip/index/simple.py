@@ -314,6 +314,17 @@ class IndexClient:
         self.find_links = find_links
         self._early: dict[str, Future[ProjectPage | None]] = {}
         self._early_lock = threading.Lock()
+        # for a lock's memo (lock.memo): when the first page used goes stale, and what
+        # was used that no cache entry holds (a 404, a file: page, a stale page offline)
+        self.fresh_until = float("inf")
+        self.uncached: list[str] = []
+
+    def _used(self, url: str, until: float | None) -> None:
+        with self._early_lock:
+            if until is None:
+                self.uncached.append(url)
+            else:
+                self.fresh_until = min(self.fresh_until, until)
 
     def prefetch(self, names: Iterable[str], pool: Executor) -> None:
         """Start fetching these projects' pages (run starts them while the target
@@ -327,6 +338,7 @@ class IndexClient:
     def _fetch(self, index_url: str, name: NormalizedName) -> ProjectPage | None:
         url = project_url(index_url, name)
         if url.startswith("file:"):
+            self._used(url, None)
             resp = self.http.get(url)
             if resp.status == 404:
                 return None
@@ -338,6 +350,8 @@ class IndexClient:
             fresh = time.time() - float(cached.get("stored", 0)) < float(
                 cached.get("max_age", 0))
             if fresh or self.offline:
+                self._used(url, float(cached.get("stored", 0)) + float(cached.get(
+                    "max_age", 0)) if fresh else None)
                 return self._parse(cached, index_url, name)
             if cached.get("etag"):
                 headers["If-None-Match"] = str(cached["etag"])
@@ -350,9 +364,11 @@ class IndexClient:
             if cached.get("last_modified") and "last-modified" not in headers:
                 headers["last-modified"] = str(cached["last_modified"])
             cached["max_age"] = _max_age(headers)
+            self._used(url, time.time() + cached["max_age"])
             self.cache.put_page(url, cached)
             return self._parse(cached, index_url, name)
         if resp.status == 404:
+            self._used(url, None)
             return None
         if resp.status != 200:
             raise NetworkError(url, f"the index answered HTTP {resp.status}")
@@ -365,6 +381,7 @@ class IndexClient:
             "body": resp.body.decode("utf-8", errors="replace"),
         }
         page = self._parse(entry, index_url, name)
+        self._used(url, time.time() + _max_age(resp.headers))
         self.cache.put_page(url, entry)
         return page
 
@@ -399,6 +416,8 @@ class IndexClient:
             if page is not None and page.files:
                 found = page
                 break
+        if self.find_links is not None and self.find_links.locations:
+            self._used("--find-links", None)
         linked = self.find_links.files(cname) if self.find_links is not None else []
         if not linked:
             return found

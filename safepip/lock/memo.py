@@ -1,0 +1,194 @@
+"""A lock's memo: what ``safepip lock`` wrote, answered again while nothing it read changed.
+
+A lock is a function of its inputs: the command line, the environment, the working
+directory, the files it read (requirements, pyproject.toml, pip's configuration, the
+trust store, the cached index pages and metadata, the interpreter's cached facts) and
+the time (index pages stay fresh for their max-age; the cooldown moves). A run that
+resolved records them all: every file opened for reading and every directory listed,
+seen by an audit hook (``sys.addaudithook``: nothing that reads escapes it, in any
+thread), with each file's identity (device, inode, size, modification and change times)
+at the moment it was read, and the instant from which the answer may differ (the first
+cached page to go stale, the first held-back file to leave the cooldown). The next run
+with the same command line, environment and directory looks its memo up before importing
+the resolver: if every file and directory is as it was, and that instant has not come,
+the lock is the recorded one. Otherwise, or when anything the run used could not be
+recorded (a page fetched without a cache entry, --find-links, a local project, a source
+build, a provenance that could not be fetched), it resolves as always.
+
+The memo is sealed like every cached fact (``fetch.cache``): a cache restored from
+elsewhere cannot make a run write a lock of its choosing. ``--no-cache`` never uses one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import stat
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from safepip import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from safepip.fetch.cache import Cache
+
+MEMO_VERSION = 1
+# what differs between two runs of the same command in the same shell without bearing on
+# the lock; a variable a requirements file names as ${VAR} is never one of these
+_VOLATILE_ENV = frozenset({"_", "OLDPWD", "SHLVL", "COLUMNS", "LINES",
+                           "PYTEST_CURRENT_TEST"})
+
+
+def nearest_pyproject(start: str) -> str | None:
+    """The pyproject.toml whose ``[tool.safepip]`` a run reads (found by stat, which the
+    audit hook does not see: so it is part of the key)."""
+    d = os.path.abspath(start)
+    while True:
+        path = os.path.join(d, "pyproject.toml")
+        if os.path.isfile(path):
+            return path
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def key(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> str:
+    """What two runs must share for one to answer the other."""
+    doc = json.dumps([MEMO_VERSION, __version__, list(argv), list(sys.argv), cwd,
+                      nearest_pyproject(cwd),
+                      sorted((k, v) for k, v in env.items() if k not in _VOLATILE_ENV)])
+    return hashlib.sha256(doc.encode()).hexdigest()
+
+
+def file_signature(path: str) -> str:
+    """A file's identity now: a rewrite (safepip's cache writes are replacements), an
+    edit or a removal changes it."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return "absent"
+    except OSError as exc:
+        return f"error {exc.errno}"
+    kind = "d" if stat.S_ISDIR(st.st_mode) else "f"
+    return f"{kind}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+
+
+def dir_signature(path: str) -> str:
+    """A directory's entries now (what a listing decided)."""
+    try:
+        names = sorted(os.listdir(path))
+    except (FileNotFoundError, NotADirectoryError):
+        return "absent"
+    except OSError as exc:
+        return f"error {exc.errno}"
+    return hashlib.sha256("\0".join(names).encode()).hexdigest()
+
+
+class Recorder:
+    """Every file a run opens for reading and every directory it lists, as it was then."""
+
+    def __init__(self, exclude: Iterable[str]) -> None:
+        self.exclude = tuple(os.path.join(os.path.abspath(p), "") for p in exclude)
+        self.inputs: dict[tuple[str, str], str] = {}
+        self._busy = threading.local()  # the hook's own listing is not a read of the run
+
+    def saw(self, kind: str, path: str) -> None:
+        path = os.path.abspath(path)
+        if path.startswith(self.exclude) or (kind, path) in self.inputs:
+            return
+        self.inputs[(kind, path)] = (dir_signature if kind == "d" else file_signature)(path)
+
+    def __enter__(self) -> Recorder:
+        global _active
+        _install_hook()
+        _active = self
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        global _active
+        _active = None
+
+
+_active: Recorder | None = None
+_hook_installed = False
+_WRITING = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    rec = _active
+    if rec is None or getattr(rec._busy, "on", False):
+        return
+    try:
+        rec._busy.on = True
+        if event == "open":
+            path, mode, flags = args
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            if not isinstance(path, str):
+                return  # a descriptor: its file was opened (and seen) before
+            writing = (any(c in mode for c in "wax+") if isinstance(mode, str)
+                       else isinstance(flags, int) and bool(flags & _WRITING))
+            if not writing:
+                rec.saw("f", path)
+        elif event in ("os.listdir", "os.scandir"):
+            path = args[0] if args and args[0] is not None else "."
+            if isinstance(path, bytes):
+                path = os.fsdecode(path)
+            if isinstance(path, str):
+                rec.saw("d", path)
+    except Exception:  # noqa: BLE001 - an audit hook must never break what it watches
+        with contextlib.suppress(Exception):
+            rec.inputs[("!", "")] = "unrecorded"  # a memo that cannot be trusted
+    finally:
+        rec._busy.on = False
+
+
+def _install_hook() -> None:
+    global _hook_installed
+    if not _hook_installed:
+        sys.addaudithook(_audit)  # for good: audit hooks cannot be removed (PEP 578)
+        _hook_installed = True
+
+
+def _rel(memo_key: str) -> str:
+    return os.path.join("memo", memo_key[:2], memo_key[2:] + ".json")
+
+
+def save(cache: Cache, memo_key: str, rec: Recorder, valid_until: float, target: str,
+         answer: dict[str, Any]) -> None:
+    """Remember this run's ``answer`` (the lock's text, the summary line and what was
+    said on the way); staged: it reaches the cache when the run commits."""
+    if ("!", "") in rec.inputs or valid_until <= time.time():
+        return
+    entry = {"key": memo_key, "valid_until": valid_until, "target": target, **answer,
+             "inputs": [[k, p, s] for (k, p), s in sorted(rec.inputs.items())]}
+    cache.put_sealed(_rel(memo_key), json.dumps(entry).encode())
+
+
+def lookup(cache: Cache, memo_key: str, target: str) -> dict[str, Any] | None:
+    """The recorded answer when nothing it depended on changed, else None."""
+    body = cache.get_sealed(_rel(memo_key))
+    if body is None:
+        return None
+    try:
+        entry = json.loads(body)
+        if (entry["key"] != memo_key or entry["target"] != target
+                or float(entry["valid_until"]) <= time.time()):
+            return None
+        for kind, path, sig in entry["inputs"]:
+            if (dir_signature if kind == "d" else file_signature)(path) != sig:
+                return None
+        if not (isinstance(entry["text"], str) and isinstance(entry["summary"], str)
+                and all(isinstance(k, str) and isinstance(m, str)
+                        for k, m in entry["messages"])):
+            return None
+    except (ValueError, KeyError, TypeError):
+        return None
+    return dict(entry)

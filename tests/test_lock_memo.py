@@ -1,0 +1,167 @@
+"""A lock's memo: the same ``safepip lock`` again, with nothing it read changed and its
+pages still fresh, is answered from the cache without resolving; any change of what it
+read, of the command, the environment or the time it holds for, resolves anew."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from safepip.lock import memo
+from tests.factory import make_wheel
+from tests.indexserver import LocalIndex
+
+
+@pytest.fixture
+def fresh_index(index: LocalIndex) -> LocalIndex:
+    index.page_headers = {"Cache-Control": "max-age=600"}  # as PyPI says
+    index.add(make_wheel("app", "1.0", requires=["lib>=1"]))
+    index.add(make_wheel("lib", "1.5"))
+    return index
+
+
+def _lock(safepip, index: LocalIndex, *args: str):  # type: ignore[no-untyped-def]
+    index.log.clear()
+    r = safepip("lock", "-v", "--index-url", index.url, "-r", "requirements.in", *args)
+    assert r.code == 0, r.text
+    return r
+
+
+ANSWERED = "nothing this lock read has changed since it was made"
+
+
+def _memos(tmp_path: Path) -> list[Path]:
+    return sorted((tmp_path / "cache" / "memo").rglob("*.json"))
+
+
+def test_an_unchanged_lock_is_answered_without_resolving(fresh_index: LocalIndex, safepip,
+                                                         tmp_path: Path) -> None:
+    (tmp_path / "requirements.in").write_text("app\n")
+    lock = tmp_path / "requirements.txt"
+    _lock(safepip, fresh_index)  # pages fetched: not yet in the cache when read
+    first = lock.read_text()
+    lock.unlink()
+    r = _lock(safepip, fresh_index)  # everything from the cache: remembered
+    assert ANSWERED not in r.err and lock.read_text() == first
+    lock.unlink()
+    r = _lock(safepip, fresh_index)
+    assert ANSWERED in r.err
+    assert fresh_index.log == []  # not one request
+    assert lock.read_text() == first
+    assert "Locked 2 packages into requirements.txt" in r.err
+    # the lock there already: read as the pins to keep, and the same again
+    r = _lock(safepip, fresh_index)
+    r = _lock(safepip, fresh_index)
+    assert ANSWERED in r.err and lock.read_text() == first
+    r = safepip("lock", "--index-url", fresh_index.url, "-r", "requirements.in", "--check")
+    assert r.code == 0 and "requirements.txt is up to date" in r.err
+
+
+def _remembered(safepip, index: LocalIndex, tmp_path: Path, *args: str) -> None:  # type: ignore[no-untyped-def]
+    (tmp_path / "requirements.in").write_text("app\n")
+    for _ in range(3):
+        r = _lock(safepip, index, *args)
+    assert ANSWERED in r.err
+
+
+def test_an_edited_input_file_resolves_anew(fresh_index: LocalIndex, safepip,
+                                            tmp_path: Path) -> None:
+    _remembered(safepip, fresh_index, tmp_path)
+    fresh_index.add(make_wheel("extra", "2.0"))
+    (tmp_path / "requirements.in").write_text("app\nextra\n")
+    r = _lock(safepip, fresh_index)
+    assert ANSWERED not in r.err
+    assert "extra==2.0" in (tmp_path / "requirements.txt").read_text()
+
+
+def test_an_edited_lock_resolves_anew(fresh_index: LocalIndex, safepip, tmp_path: Path) -> None:
+    _remembered(safepip, fresh_index, tmp_path)
+    lock = tmp_path / "requirements.txt"
+    lock.write_text(lock.read_text().replace("lib==1.5", "lib==1.4"))
+    r = safepip("lock", "--index-url", fresh_index.url, "-r", "requirements.in", "--check")
+    assert r.code == 1 and "out of date" in r.err
+
+
+def test_another_command_or_environment_resolves_anew(fresh_index: LocalIndex, safepip,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    _remembered(safepip, fresh_index, tmp_path)
+    # the environment: a variable a requirements file might name
+    monkeypatch.setenv("LIB_VERSION", "1.5")
+    assert ANSWERED not in _lock(safepip, fresh_index).err
+    # the command line
+    assert ANSWERED not in _lock(safepip, fresh_index, "--min-release-age", "1d").err
+
+
+def test_a_stale_page_resolves_anew(fresh_index: LocalIndex, safepip, tmp_path: Path) -> None:
+    fresh_index.page_headers = {"Cache-Control": "max-age=2"}
+    _remembered(safepip, fresh_index, tmp_path)
+    time.sleep(2.1)
+    r = _lock(safepip, fresh_index)
+    assert ANSWERED not in r.err
+    assert fresh_index.requests_for("/simple/")  # revalidated
+
+
+def test_pages_without_freshness_are_never_remembered(index: LocalIndex, safepip,
+                                                      tmp_path: Path) -> None:
+    index.add(make_wheel("app", "1.0"))
+    (tmp_path / "requirements.in").write_text("app\n")
+    for _ in range(3):
+        r = _lock(safepip, index)
+        assert ANSWERED not in r.err
+    assert _memos(tmp_path) == []
+
+
+def test_find_links_are_never_remembered(index: LocalIndex, safepip, tmp_path: Path) -> None:
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    built = make_wheel("app", "1.0")
+    (wheels / built.filename).write_bytes(built.data)
+    (tmp_path / "requirements.in").write_text("app\n")
+    for _ in range(3):
+        r = safepip("lock", "-v", "--no-index", "-f", str(wheels), "-r", "requirements.in")
+        assert r.code == 0, r.text
+        assert ANSWERED not in r.err
+    assert "this lock is not remembered: --find-links" in r.err
+    assert _memos(tmp_path) == []
+
+
+def test_a_memo_from_elsewhere_is_not_believed(fresh_index: LocalIndex, safepip,
+                                               tmp_path: Path) -> None:
+    """A cache restored from another machine (or written by an untrusted job) cannot
+    make a run write a lock of its choosing: the memo is sealed like every cached fact."""
+    _remembered(safepip, fresh_index, tmp_path)
+    (entry,) = _memos(tmp_path)
+    head, _, body = entry.read_bytes().partition(b"\n")
+    doc = json.loads(body)
+    doc["text"] = doc["text"].replace("lib==1.5", "evil==6.6.6")
+    entry.write_bytes(head + b"\n" + json.dumps(doc).encode())
+    r = _lock(safepip, fresh_index)
+    assert ANSWERED not in r.err
+    assert "evil" not in (tmp_path / "requirements.txt").read_text()
+
+
+def test_the_recorder_sees_reads_not_writes(tmp_path: Path) -> None:
+    seen, written, listed = tmp_path / "seen", tmp_path / "written", tmp_path / "d"
+    seen.write_text("x")
+    listed.mkdir()
+    (listed / "a").write_text("")
+    with memo.Recorder([tmp_path / "ignored"]) as rec:
+        seen.read_text()
+        written.write_text("y")
+        (tmp_path / "ignored").mkdir()
+        (tmp_path / "ignored" / "f").write_text("z")
+        (tmp_path / "ignored" / "f").read_text()
+        with pytest.raises(FileNotFoundError):
+            (tmp_path / "absent").read_text()
+        sorted(listed.iterdir())
+    assert rec.inputs == {
+        ("f", str(seen)): memo.file_signature(str(seen)),
+        ("f", str(tmp_path / "absent")): "absent",
+        ("d", str(listed)): memo.dir_signature(str(listed)),
+    }
+    seen.read_text()  # after the run: not recorded
+    assert len(rec.inputs) == 3
