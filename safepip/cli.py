@@ -684,7 +684,8 @@ class _LockMemo:
         from safepip.fetch.cache import Cache
         from safepip.lock import memo
 
-        if args.no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1":
+        if args.no_cache or "1" in (os.environ.get("SAFEPIP_NO_CACHE", ""),
+                                    os.environ.get("SAFEPIP_NO_LOCK_MEMO", "")):
             return None
         root = os.path.abspath(args.cache_dir) if args.cache_dir else default_cache_dir()
         try:

@@ -138,9 +138,9 @@ def commands(tool: str, py: Path, reqs: Path, index: str, cache: Path) -> list[s
             "--index-url", index, "--cache-dir", str(cache), "--only-binary", ":all:"]
 
 
-def timed(cmd: list[str]) -> float:
+def timed(cmd: list[str], **env: str) -> float:
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env=clean_env(), stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, env={**clean_env(), **env}, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
 
 
@@ -181,7 +181,7 @@ def scenario(label: str, index: str, reqs: Path, runs: int, work: Path) -> dict[
 
 
 def lock_commands(tool: str, reqs: Path, index: str, cache: Path, out: Path) -> list[str]:
-    if tool == "safepip":
+    if tool.startswith("safepip"):
         return [bin_of("safepip"), "lock", "-q", "-r", str(reqs), "-o", str(out),
                 "--index-url", index, "--cache-dir", str(cache), "--isolated"]
     if tool == "uv":
@@ -203,9 +203,13 @@ def lock_scenario(label: str, index: str, reqs: Path, runs: int,
                   work: Path) -> dict[str, dict]:
     """`safepip lock` against `uv pip compile --generate-hashes`, `pip-compile
     --generate-hashes` and `pip lock`: a fresh output each time (nothing kept from an
-    earlier lock), cold and warm cache."""
+    earlier lock but what each tool keeps in its cache: safepip's lock memo among it),
+    cold and warm cache."""
     results: dict[str, dict] = {}
-    tools = ["safepip", "uv", "pip-compile", "pip lock"]
+    # "safepip resolving": the same with its lock memo off (SAFEPIP_NO_LOCK_MEMO=1), so
+    # that a warm lock's resolution is measured too, not only its memo's answer
+    tools = ["safepip", "safepip resolving", "uv", "pip-compile", "pip lock"]
+    memo_off = {"SAFEPIP_NO_LOCK_MEMO": "1"}
     for warm in (False, True):
         key = f"lock {label} {'warm' if warm else 'cold'}"
         times: dict[str, list[float]] = {t: [] for t in tools}
@@ -215,19 +219,23 @@ def lock_scenario(label: str, index: str, reqs: Path, runs: int,
                 out = work / "locked.txt"
                 if not warm:
                     shutil.rmtree(cache, ignore_errors=True)
-                elif not cache.exists():
-                    timed(lock_commands(tool, reqs, index, cache, out))
+                env = memo_off if tool == "safepip resolving" else {}
+                if warm and not cache.exists():
+                    timed(lock_commands(tool, reqs, index, cache, out), **env)
                 for f in (out, out.with_name("pylock.bench.toml")):
                     f.unlink(missing_ok=True)
-                times[tool].append(timed(lock_commands(tool, reqs, index, cache, out)))
+                times[tool].append(timed(lock_commands(tool, reqs, index, cache, out),
+                                         **env))
         med = {t: statistics.median(v) for t, v in times.items()}
         results[key] = {"median_s": {t: round(v, 3) for t, v in med.items()},
                         "safepip/uv": round(med["safepip"] / med["uv"], 2),
+                        "safepip resolving/uv": round(med["safepip resolving"] / med["uv"], 2),
                         "safepip/pip-compile": round(med["safepip"] / med["pip-compile"], 2),
                         "safepip/pip lock": round(med["safepip"] / med["pip lock"], 2),
                         "runs": runs}
         print(f"{key:>16}: " + "  ".join(f"{t} {v:.2f}s" for t, v in med.items()) +
-              f"  | safepip/uv {results[key]['safepip/uv']:.2f}  safepip/pip-compile "
+              f"  | safepip/uv {results[key]['safepip/uv']:.2f} (resolving "
+              f"{results[key]['safepip resolving/uv']:.2f})  safepip/pip-compile "
               f"{results[key]['safepip/pip-compile']:.2f}  safepip/pip-lock "
               f"{results[key]['safepip/pip lock']:.2f}", flush=True)
     return results

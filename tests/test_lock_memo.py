@@ -67,6 +67,15 @@ def _remembered(safepip, index: LocalIndex, tmp_path: Path, *args: str) -> None:
     assert ANSWERED in r.err
 
 
+def test_the_memo_can_be_turned_off(fresh_index: LocalIndex, safepip, tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SAFEPIP_NO_LOCK_MEMO", "1")
+    (tmp_path / "requirements.in").write_text("app\n")
+    for _ in range(3):
+        assert ANSWERED not in _lock(safepip, fresh_index).err
+    assert _memos(tmp_path) == []
+
+
 def test_an_edited_input_file_resolves_anew(fresh_index: LocalIndex, safepip,
                                             tmp_path: Path) -> None:
     _remembered(safepip, fresh_index, tmp_path)
