@@ -7,14 +7,16 @@ import contextlib
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
 
 from safepip import __version__
 from safepip.errors import SafepipError, UsageError
 from safepip.ui import UI
 
+# typing is not imported at run time (4 ms of a lock answered from its memo)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Callable, Iterator, Sequence
+    from typing import Any
 
     from packaging.version import Version
 
@@ -409,7 +411,9 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("-v", "--verbose", action="count", default=0)
 
 
-def make_parser() -> argparse.ArgumentParser:
+def make_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or (``command``) only that command's part: building the
+    seven sub-parsers costs a run ~10 ms, most of it gettext looking for translations."""
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -418,13 +422,18 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("-V", "--version", action="version",
                         version=f"safepip {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _add_install(sub)
-    _add_install(sub, sync=True)
-    _add_uninstall(sub)
-    _add_lock(sub)
-    _add_trust(sub)
-    _add_verify(sub)
-    _add_sandbox_cmd(sub)
+    commands: dict[str, Callable[[], None]] = {
+        "install": lambda: _add_install(sub),
+        "sync": lambda: _add_install(sub, sync=True),
+        "uninstall": lambda: _add_uninstall(sub),
+        "lock": lambda: _add_lock(sub),
+        "trust": lambda: _add_trust(sub),
+        "verify": lambda: _add_verify(sub),
+        "sandbox": lambda: _add_sandbox_cmd(sub),
+    }
+    for name, add in commands.items():
+        if command not in commands or command == name:
+            add()
     return parser
 
 
@@ -460,23 +469,28 @@ def _probe_ahead(args: argparse.Namespace, for_lock: bool) -> Iterator[None]:
     interpreter process: ~50 ms, otherwise waited for after the imports that follow),
     unless they are cached. Finding the interpreter is done again by the run, which
     reports any problem; a probe the run did not take over is stopped at the end."""
-    from safepip import target
-    from safepip.config import default_cache_dir
+    from safepip import locate
     from safepip.fetch.cache import Cache
 
     try:
-        exe = target.locate(args.python, system=getattr(args, "system", False),
+        exe = locate.locate(args.python, system=getattr(args, "system", False),
                             target_dir=getattr(args, "target", None), for_lock=for_lock)
     except SafepipError:
         exe = None
     if exe is not None:
         no_cache = args.no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1"
-        target.start_probe(exe, None if no_cache else Cache(
-            os.path.abspath(args.cache_dir) if args.cache_dir else default_cache_dir()))
+        cache = None if no_cache else Cache(
+            os.path.abspath(args.cache_dir) if args.cache_dir else locate.default_cache_dir())
+        key = locate.fingerprint(exe) if cache is not None else None
+        if cache is None or key is None or cache.get_page(key) is None:
+            from safepip import target  # (a lock answered from its memo never gets here)
+
+            target.start_probe(exe, cache)
     try:
         yield
     finally:
-        target.drop_started()
+        if "safepip.target" in sys.modules:
+            sys.modules["safepip.target"].drop_started()
 
 
 def _config(args: argparse.Namespace, rs: RequirementSet) -> tuple[Config, PipSettings]:
@@ -679,20 +693,19 @@ class _LockMemo:
 
     @classmethod
     def open(cls, args: argparse.Namespace, argv: Sequence[str]) -> _LockMemo | None:
-        from safepip import target
-        from safepip.config import default_cache_dir
+        from safepip import locate
         from safepip.fetch.cache import Cache
         from safepip.lock import memo
 
         if args.no_cache or "1" in (os.environ.get("SAFEPIP_NO_CACHE", ""),
                                     os.environ.get("SAFEPIP_NO_LOCK_MEMO", "")):
             return None
-        root = os.path.abspath(args.cache_dir) if args.cache_dir else default_cache_dir()
+        root = os.path.abspath(args.cache_dir) if args.cache_dir else locate.default_cache_dir()
         try:
-            exe = target.locate(args.python, for_lock=True)
+            exe = locate.locate(args.python, for_lock=True)
         except SafepipError:
             return None  # the run says what is wrong
-        fingerprint = target.fingerprint(exe)
+        fingerprint = locate.fingerprint(exe)
         if fingerprint is None:
             return None
         return cls(memo.key(argv, os.environ, os.getcwd()), Cache(root), fingerprint,
@@ -1018,7 +1031,7 @@ def entry() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = ["--require-attestations=:all:" if a == "--require-attestations" else a
             for a in (sys.argv[1:] if argv is None else argv)]
-    parser = make_parser()
+    parser = make_parser(argv[0] if argv else None)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -9,37 +9,19 @@ from pip's configuration. ``--isolated`` (or ``SAFEPIP_ISOLATED=1``) ignores all
 from __future__ import annotations
 
 import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from safepip.locate import default_cache_dir, default_data_dir
+
+__all__ = ["Config", "PipSettings", "build_config", "default_cache_dir", "default_data_dir",
+           "read_pip_settings"]
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
 
 if TYPE_CHECKING:
     from safepip.index.http import HttpClient
-
-
-def _user_dir(env: str, xdg: str, xdg_default: str, kind: str) -> str:
-    """``env`` if set; else the platform's user directory of this ``kind`` ("data",
-    "cache"): on Linux the XDG one, computed as platformdirs does without importing it
-    (4 ms of every run); elsewhere platformdirs'."""
-    value = os.environ.get(env)
-    if value:
-        return os.path.abspath(value)
-    if sys.platform.startswith("linux"):
-        base = os.environ.get(xdg, "").strip()
-        if not base or not os.path.isabs(base):
-            base = os.path.expanduser(xdg_default)
-        return os.path.join(base, "safepip")
-    import platformdirs
-
-    return str(getattr(platformdirs, f"user_{kind}_dir")("safepip", appauthor=False))
-
-
-def default_data_dir() -> str:
-    """Where safepip keeps its own state (trust store, cache key)."""
-    return _user_dir("SAFEPIP_DATA_DIR", "XDG_DATA_HOME", "~/.local/share", "data")
 
 
 @dataclass(frozen=True)
@@ -169,10 +151,6 @@ def read_pip_settings(environ: dict[str, str] | None = None) -> PipSettings:
         proxy=values.get("proxy") or None,
         sources=tuple(sources),
     )
-
-
-def default_cache_dir() -> str:
-    return _user_dir("SAFEPIP_CACHE_DIR", "XDG_CACHE_HOME", "~/.cache", "cache")
 
 
 def isolated_from_env() -> bool:

@@ -12,22 +12,23 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 import sys
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from safepip.errors import TargetError
 
+# finding the interpreter needs none of this module's imports (safepip.locate)
+from safepip.locate import _NO_ENV_HINT, find_interpreter, fingerprint, locate
+from safepip.locate import PROBE_SCRIPT as _PROBE_SCRIPT
+
 if TYPE_CHECKING:
     from safepip.fetch.cache import Cache
 
-# the probe: a script run inside the target interpreter with -I -S (only the stdlib and
-# the copy of `packaging` that ships with safepip are importable there)
-_PROBE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_probe.py")
+__all__ = ["Interpreter", "Target", "discover", "find_interpreter", "fingerprint",
+           "for_resolving", "locate", "probe", "start_probe"]
 
 
 @dataclass(frozen=True)
@@ -84,31 +85,6 @@ class Target:
             self.kind, self.kind
         )
         return f"{where} {self.root} (Python {self.interpreter.version})"
-
-
-def fingerprint(executable: str) -> str | None:
-    """What the probe's answer depends on: the interpreter binary it resolves to, the
-    venv's pyvenv.cfg, the probe itself and safepip's version."""
-    import hashlib
-
-    from safepip import __version__
-
-    with open(_PROBE_SCRIPT, "rb") as f:
-        probe_digest = hashlib.sha256(f.read()).hexdigest()
-    parts = [executable, __version__, probe_digest]
-    try:
-        for path in (os.path.realpath(executable),
-                     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(
-                         executable))), "pyvenv.cfg")):
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                parts.append(f"{path}:absent")
-                continue
-            parts.append(f"{path}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}")
-    except OSError:
-        return None
-    return "interpreter " + "|".join(parts)
 
 
 def probe(executable: str, cache: Cache | None = None) -> Interpreter:
@@ -241,60 +217,6 @@ def _interpreter(data: dict[str, Any]) -> Interpreter:
     )
 
 
-def _venv_python(env_dir: Path) -> Path | None:
-    for rel in ("bin/python", "bin/python3", "Scripts/python.exe"):
-        cand = env_dir / rel
-        if cand.exists():
-            return cand
-    return None
-
-
-_NO_ENV_HINT = (
-    "create one and activate it:  python3 -m venv .venv && . .venv/bin/activate\n"
-    "or name one with --python PATH; --system installs into the system interpreter"
-)
-
-
-def find_interpreter(python: str | None, system: bool, cwd: Path | None = None) -> str:
-    """The path of the interpreter to install for (not probed yet)."""
-    if python:
-        p = Path(python).expanduser()
-        if p.is_dir():
-            found = _venv_python(p)
-            if found is None:
-                raise TargetError(f"--python {python}: no Python interpreter in this directory")
-            return str(found)
-        if p.exists():
-            return str(p)
-        which = shutil.which(python)
-        if which:
-            return which
-        raise TargetError(f"--python {python}: no such interpreter")
-    venv = os.environ.get("VIRTUAL_ENV")
-    if venv and not system:
-        found = _venv_python(Path(venv))
-        if found is None:
-            raise TargetError(
-                f"VIRTUAL_ENV is set to {venv}, but it holds no Python interpreter",
-                hint=_NO_ENV_HINT,
-            )
-        return str(found)
-    if not system:
-        here = (cwd or Path.cwd()).resolve()
-        for d in (here, *here.parents):
-            cand = d / ".venv"
-            if cand.is_dir():
-                found = _venv_python(cand)
-                if found is not None:
-                    return str(found)
-        raise TargetError("no virtual environment found (VIRTUAL_ENV, or .venv here or above)",
-                          hint=_NO_ENV_HINT)
-    which = shutil.which("python3") or shutil.which("python")
-    if not which:
-        raise TargetError("--system: no python3 on PATH")
-    return which
-
-
 def _common_root(paths: list[str]) -> str:
     return os.path.commonpath([os.path.abspath(p) for p in paths])
 
@@ -364,24 +286,6 @@ def _pick(paths: dict[str, str]) -> dict[str, str]:
     scheme = {k: paths[k] for k in ("purelib", "platlib", "scripts", "data")}
     scheme["headers"] = paths.get("include", os.path.join(paths["data"], "include"))
     return scheme
-
-
-def locate(python: str | None, *, system: bool = False, target_dir: str | None = None,
-           for_lock: bool = False) -> str:
-    """The interpreter an install (or a lock) is for, without running it: cheap, and
-    the place where "no virtual environment" is said."""
-    if for_lock:
-        # a lock is resolved for the environment's interpreter, else python3 on PATH:
-        # nothing is installed, so neither a virtual environment nor PEP 668 is required
-        try:
-            return find_interpreter(python, False)
-        except TargetError:
-            if python:
-                raise
-            return find_interpreter(None, True)
-    # --target writes into a plain directory: any interpreter's tags will do, so an
-    # absent venv is not an error there (pip uses its own interpreter in that case).
-    return find_interpreter(python, system or target_dir is not None)
 
 
 def for_resolving(python: str | None, cache: Cache | None = None,

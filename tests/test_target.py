@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -52,7 +53,7 @@ def _fake_system(monkeypatch: pytest.MonkeyPatch, venv: Path, stdlib: Path) -> N
         return dataclasses.replace(interp, base_prefix=interp.prefix, stdlib=str(stdlib))
 
     monkeypatch.setattr(target_mod, "probe", probe)
-    monkeypatch.setattr(target_mod.shutil, "which", lambda name: str(venv / "bin" / "python"))
+    monkeypatch.setattr(shutil, "which", lambda name: str(venv / "bin" / "python"))
 
 
 def test_pep668_externally_managed(index: LocalIndex, venv: Path, safepip, clean,

@@ -26,11 +26,13 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
-import tempfile
 import threading
 import time
-from typing import Any
+
+# typing is not imported at run time (4 ms of a lock answered from its memo)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 KEY_FILE = "cache.key"
 SEAL = b"safepip-seal-v1 "
@@ -56,7 +58,7 @@ class Cache:
     # -- sealed entries ---------------------------------------------------------------
 
     def _key_path(self) -> str:
-        from safepip.config import default_data_dir
+        from safepip.locate import default_data_dir
 
         return os.path.join(self._data_dir or default_data_dir(), KEY_FILE)
 
@@ -93,6 +95,8 @@ class Cache:
             return key
 
     def _save_key(self) -> None:
+        import tempfile
+
         if not self._new_key or self._key_bytes is None:
             return
         path = self._key_path()
@@ -172,6 +176,8 @@ class Cache:
             self._dirs.add(path)
 
     def _stage_dir(self) -> str:
+        import tempfile
+
         if self._stage is not None:
             return self._stage
         with self._lock:
@@ -236,6 +242,8 @@ class Cache:
             self._commit()
 
     def _commit(self) -> None:
+        import shutil
+
         if self._stage is None:
             return
         if self.root is not None and self._puts:
@@ -268,6 +276,8 @@ class Cache:
         self._created = []
 
     def _cleanup(self) -> None:
+        import shutil
+
         self._puts.clear()
         self._put_root = None
         if self._stage is not None:
@@ -286,6 +296,8 @@ class Cache:
 
     def new_download(self) -> tuple[int, str]:
         """A temporary file (fd, path) for a download in progress."""
+        import tempfile
+
         d = os.path.join(self._stage_dir(), "dl")
         os.makedirs(d, exist_ok=True)
         return tempfile.mkstemp(dir=d, suffix=".part")
@@ -316,6 +328,8 @@ class Cache:
 
     def new_unpacked(self, wheel_sha256: str) -> str:
         """Where to unpack this wheel (staged: it reaches the cache only on success)."""
+        import shutil
+
         path = self._put(os.path.join("unpacked", wheel_sha256))
         if os.path.lexists(path):
             shutil.rmtree(path)

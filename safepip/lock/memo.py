@@ -29,12 +29,14 @@ import stat
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Any
 
 from safepip import __version__
 
+# typing is not imported at run time (4 ms of a lock answered from its memo)
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any
 
     from safepip.fetch.cache import Cache
 
