@@ -111,14 +111,19 @@ def read_pip_settings(environ: dict[str, str] | None = None) -> PipSettings:
     values: dict[str, str] = {}
     sources: list[str] = []
     for path in _pip_config_files():
-        if not path.is_file():
+        # opened, not tested first: an absent file is then a read that failed, which a
+        # lock's memo (lock.memo) sees, so that a pip.conf created later is noticed
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError):
             continue
         import configparser  # (not needed with --isolated)
 
         parser = configparser.RawConfigParser()
         try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError, OSError):
+            parser.read_string(text, source=str(path))
+        except configparser.Error:
             continue
         found = False
         for section in ("global", "install"):

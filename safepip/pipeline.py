@@ -101,6 +101,7 @@ class Outcome:
     # no recorded file holds (then it is not remembered)
     fresh_until: float = float("inf")
     unrecorded: list[str] = field(default_factory=list)
+    cooldown: dict[str, dict[str, Any]] = field(default_factory=dict)  # what it changed
 
 
 def _check_hash_mode(reqs: RequirementSet, pins: list[Pin]) -> None:
@@ -365,7 +366,7 @@ def _resolve_and_install_with(s: _Session, provenance: _Provenance) -> Outcome:
             build=build)
         progress.clear_status()
     t_resolved = time.perf_counter()
-    _say_cooldown(ui, _provider, pins)
+    cooled = _say_cooldown(ui, _provider, pins)
     for note in index.find_links.notes if index.find_links is not None else []:
         ui.warn(note)
     ui.detail(f"metadata: {metadata.stats}")
@@ -382,7 +383,7 @@ def _resolve_and_install_with(s: _Session, provenance: _Provenance) -> Outcome:
         if have is not None:
             replaced[pin.name] = have.version
         to_install.append(pin)
-    outcome = Outcome(target, pins, to_install, kept, replaced)
+    outcome = Outcome(target, pins, to_install, kept, replaced, cooldown=cooled)
     if request.sync:
         listed = {p.name for p in pins}
         outcome.removed = [d for name, d in sorted(installed.items())
@@ -503,12 +504,13 @@ def _memo_facts(s: _Session, outcome: Outcome, provider: Provider) -> None:
                     outcome.fresh_until = min(outcome.fresh_until, cd.now - age + cd.min_age)
 
 
-def _say_cooldown(ui: UI, provider: Provider, pins: list[Pin]) -> None:
-    """What the cooldown changed: newer versions held back, and files inside it taken
-    because a pin asked for them."""
+def _say_cooldown(ui: UI, provider: Provider, pins: list[Pin]) -> dict[str, dict[str, Any]]:
+    """What the cooldown changed, said and returned (for --report): newer versions held
+    back, and files inside it taken because a pin asked for them."""
     cd = provider.opts.cooldown
+    out: dict[str, dict[str, Any]] = {}
     if cd is None:
-        return
+        return out
     window = cooldown_window(cd.min_age)
     for pin in pins:
         exempt = provider.exempt.get((pin.name, pin.version))
@@ -516,13 +518,20 @@ def _say_cooldown(ui: UI, provider: Provider, pins: list[Pin]) -> None:
             age, why = exempt
             ui.warn(f"{pin.name} {pin.version} has files uploaded {describe_age(age)} ago, "
                     f"inside the {window} cooldown: taken because it is {why}")
+            out.setdefault(pin.name, {})["taken_inside"] = {"age_s": round(age),
+                                                            "because": why}
         newer = [v for v in provider.held_back.get(pin.name, {}) if v > pin.version]
         if newer and pin.dist is not None:
             v = max(newer)
-            ui.info(f"{pin.name}: {v} held back (uploaded "
-                    f"{describe_age(provider.held_back[pin.name][v])} ago, inside the "
-                    f"{window} cooldown), {pin.version} taken; --min-release-age 0 "
+            age = provider.held_back[pin.name][v]
+            ui.info(f"{pin.name}: {v} held back (uploaded {describe_age(age)} ago, inside "
+                    f"the {window} cooldown), {pin.version} taken; --min-release-age 0 "
                     "takes it")
+            out.setdefault(pin.name, {})["held_back"] = {"version": str(v),
+                                                         "age_s": round(age)}
+    for entry in out.values():
+        entry["min_release_age_s"] = round(cd.min_age)
+    return out
 
 
 def _show_timings(ui: UI, outcome: Outcome) -> None:
@@ -766,6 +775,8 @@ def verification_summary(outcome: Outcome) -> dict[str, dict[str, Any]]:
     for name, att in outcome.attestations.items():
         entry = out.setdefault(name, {})
         entry["attestation"] = attestation_summary(att)
+    for name, cooled in outcome.cooldown.items():
+        out.setdefault(name, {})["cooldown"] = cooled
     return out
 
 

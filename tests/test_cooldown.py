@@ -5,6 +5,7 @@ summary says what was held back or taken anyway."""
 from __future__ import annotations
 
 import datetime
+import json
 from pathlib import Path
 
 import pytest
@@ -53,14 +54,24 @@ def test_ages_are_said_plainly() -> None:
     assert upload_timestamp("yesterday") is None
 
 
-def test_a_new_release_waits_and_is_said_to(index: LocalIndex, venv: Path, safepip) -> None:
+def test_a_new_release_waits_and_is_said_to(index: LocalIndex, venv: Path, safepip,
+                                           tmp_path: Path) -> None:
     index.add(make_wheel("lib", "1.0"))
     index.add(make_wheel("lib", "2.0"), upload_time=_ago(hours=3))
-    r = safepip("install", "lib")
+    index.add(make_wheel("pinned", "1.0"), upload_time=_ago(minutes=5))
+    report = tmp_path / "report.json"
+    r = safepip("install", "lib", "pinned==1.0", "--report", str(report))
     assert r.code == 0, r.text
     assert _installed(venv, "lib") == ["lib-1.0.dist-info"]
     assert "lib: 2.0 held back (uploaded 3 hours ago, inside the 2-day cooldown), " \
            "1.0 taken; --min-release-age 0 takes it" in r.err
+    # --report says it per package
+    items = {i["metadata"]["name"]: i["safepip"] for i in json.loads(report.read_text())[
+        "install"]}
+    held = items["lib"]["cooldown"]
+    assert held["held_back"]["version"] == "2.0" and held["min_release_age_s"] == 172800
+    assert 3 * 3600 - 60 < held["held_back"]["age_s"] < 3 * 3600 + 60
+    assert items["pinned"]["cooldown"]["taken_inside"]["because"] == "pinned with =="
 
 
 @pytest.mark.parametrize(("args", "env"), [

@@ -174,3 +174,28 @@ def test_the_recorder_sees_reads_not_writes(tmp_path: Path) -> None:
     }
     seen.read_text()  # after the run: not recorded
     assert len(rec.inputs) == 3
+
+
+def test_a_pip_configuration_made_later_resolves_anew(fresh_index: LocalIndex, safepip,
+                                                      tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """What was looked for and not found is an input too: a pip.conf that appears later
+    (it could name another index) is noticed."""
+    conf = tmp_path / "pip.conf"
+    monkeypatch.setenv("PIP_CONFIG_FILE", str(conf))
+    _remembered(safepip, fresh_index, tmp_path)
+    conf.write_text("[global]\ntimeout = 20\n")
+    assert ANSWERED not in _lock(safepip, fresh_index).err
+
+
+def test_a_new_virtual_environment_resolves_anew(fresh_index: LocalIndex, safepip,
+                                                 tmp_path: Path, venv_template: Path) -> None:
+    """The interpreter a lock is for is found by looking (.venv here or above): a .venv
+    made later is another target."""
+    import shutil
+
+    _remembered(safepip, fresh_index, tmp_path)
+    shutil.copytree(venv_template, tmp_path / ".venv", symlinks=True)
+    r = _lock(safepip, fresh_index)
+    assert ANSWERED not in r.err
+    assert str(tmp_path / ".venv") in r.err  # "target: lock <the new venv>"
