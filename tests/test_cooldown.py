@@ -132,6 +132,11 @@ def test_a_new_file_of_an_old_release_waits_too(index: LocalIndex, venv: Path, s
     assert safepip("lock", "--index-url", index.url, "lib").code == 0
     text = (tmp_path / "requirements.txt").read_text()
     assert old.sha256 in text and new.sha256 not in text
+    # locked again, the pin is kept, and the new file of its version still waits
+    r = safepip("lock", "--index-url", index.url, "lib")
+    assert r.code == 0 and "kept from the lock" not in r.err
+    text = (tmp_path / "requirements.txt").read_text()
+    assert "lib==1.0" in text and old.sha256 in text and new.sha256 not in text
     # pinned with ==, the version is taken as it is now: every file of it is locked
     assert safepip("lock", "--index-url", index.url, "-U", "lib==1.0").code == 0
     text = (tmp_path / "requirements.txt").read_text()

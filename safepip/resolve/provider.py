@@ -304,23 +304,30 @@ class Provider(AbstractProvider[Req, Candidate, str]):
     def _cooled(self, name: str, v: Version, files: list[DistFile], exact: bool,
                 kept: bool) -> list[DistFile]:
         """``files`` without those inside the cooldown, unless the version is pinned with
-        ``==`` or kept from the lock (then all of them, and that is remembered)."""
+        ``==`` (then all of them, and that is remembered). A version kept from the lock
+        keeps its older files only: a file added to it since (what a hijacked account
+        can do without a new version number) waits like any other; only when all its
+        files are new (a lock made without the cooldown) is it taken whole."""
         cd = self.opts.cooldown
         if cd is None:
             return files
         fresh = [(f, age) for f in files if (age := cd.age_if_too_new(f)) is not None]
         if not fresh:
             return files
-        if exact or kept:
+        youngest = min(a for _f, a in fresh)
+        if exact:
             with self._lock:
-                self.exempt[(name, v)] = (min(a for _f, a in fresh),
-                                          "pinned with ==" if exact else "kept from the lock")
+                self.exempt[(name, v)] = (youngest, "pinned with ==")
             return files
         fresh_names = {f.filename for f, _age in fresh}
         left = [f for f in files if f.filename not in fresh_names]
-        if not left:
-            with self._lock:
-                self.held_back.setdefault(name, {})[v] = min(a for _f, a in fresh)
+        if left:
+            return left
+        with self._lock:
+            if kept:
+                self.exempt[(name, v)] = (youngest, "kept from the lock")
+                return files
+            self.held_back.setdefault(name, {})[v] = youngest
         return left
 
     def lockable(self, name: str, version: Version, files: list[DistFile]) -> list[DistFile]:
