@@ -256,7 +256,9 @@ def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         description="Resolve the project's requirements (pyproject.toml, or -r FILE, or "
                     "names) for this interpreter and write them pinned, with the sha256 of "
                     "every file of each pinned version, in pip-compile's shape. Pins of an "
-                    "existing lock are kept unless upgraded.",
+                    "existing lock are kept unless upgraded. The same lock again, with "
+                    "nothing it read changed and its index pages still fresh, is answered "
+                    "from the cache (SAFEPIP_NO_LOCK_MEMO=1 resolves anew).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  safepip lock                      # pyproject.toml -> "
                "requirements.txt\n  safepip lock --extra dev -o dev.txt\n"
@@ -651,7 +653,7 @@ def _lock_resolving(args: argparse.Namespace, ui: UI, memo: _LockMemo | None) ->
             memo.save(cache, result, recording.said)
         elif memo is not None:
             ui.detail("this lock is not remembered: " + ", ".join(
-                result.get("unrecorded") or ["--find-links"]))
+                result.get("unrecorded") or ["--find-links" if cfg.find_links else "?"]))
     except BaseException:
         cache.discard()
         raise
