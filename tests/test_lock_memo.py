@@ -174,6 +174,13 @@ def test_the_recorder_sees_reads_not_writes(tmp_path: Path) -> None:
     }
     seen.read_text()  # after the run: not recorded
     assert len(rec.inputs) == 3
+    # what a listing decided changes with the directory's entries
+    before = memo.dir_signature(str(listed))
+    (listed / "b").write_text("")
+    assert memo.dir_signature(str(listed)) != before
+    before = memo.dir_signature(str(listed))
+    (listed / "a").unlink()
+    assert memo.dir_signature(str(listed)) != before
 
 
 def test_a_pip_configuration_made_later_resolves_anew(fresh_index: LocalIndex, safepip,
