@@ -649,11 +649,11 @@ def _lock_resolving(args: argparse.Namespace, ui: UI, memo: _LockMemo | None) ->
     try:
         code = _lock_with(args, recording, cfg, rs, preferred, targets, is_pylock, cache,
                           result)
-        if memo is not None and not result.get("unrecorded", True) and not cfg.find_links:
-            memo.save(cache, result, recording.said)
-        elif memo is not None:
-            ui.detail("this lock is not remembered: " + ", ".join(
-                result.get("unrecorded") or ["--find-links" if cfg.find_links else "?"]))
+        if memo is not None:
+            why = result.get("unrecorded") or (["--find-links"] if cfg.find_links else [])
+            not_kept = ", ".join(why) if why else memo.save(cache, result, recording.said)
+            if not_kept:
+                ui.detail(f"this lock is not remembered: {not_kept}")
     except BaseException:
         cache.discard()
         raise
@@ -719,10 +719,10 @@ class _LockMemo:
         return memo.lookup(self.cache, self.key, self.target)
 
     def save(self, cache: Cache, result: dict[str, Any],
-             said: list[tuple[str, str]]) -> None:
+             said: list[tuple[str, str]]) -> str | None:
         from safepip.lock import memo
 
-        memo.save(cache, self.key, self.recorder, float(result["fresh_until"]), self.target,
+        return memo.save(cache, self.key, self.recorder, float(result["fresh_until"]), self.target,
                   {"text": result["text"], "summary": result["summary"], "messages": said})
 
 

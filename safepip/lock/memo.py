@@ -69,39 +69,52 @@ def key(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> str:
     return hashlib.sha256(doc.encode()).hexdigest()
 
 
-def file_signature(path: str) -> str:
-    """A file's identity now: a rewrite (safepip's cache writes are replacements), an
-    edit or a removal changes it."""
+# a file changed this shortly before it was read might change again within the same
+# tick of the file system's clock (Linux stamps files with a coarse clock: a few ms)
+# and keep its identity: such a run is not remembered ("racy git", which git's index
+# guards the same way)
+RACY_NS = 50_000_000
+
+
+def _identity(path: str) -> tuple[str, int | None]:
     try:
         st = os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
-        return "absent"
+        return "absent", None
     except OSError as exc:
-        return f"error {exc.errno}"
+        return f"error {exc.errno}", None
     kind = "d" if stat.S_ISDIR(st.st_mode) else "f"
-    return f"{kind}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}"
+    return (f"{kind}:{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}",
+            max(st.st_mtime_ns, st.st_ctime_ns))
 
 
-def dir_signature(path: str) -> str:
-    """What a listing decided: the directory's identity, whose modification time POSIX
-    moves with every entry made, removed or renamed in it (a stat: listing and hashing
-    the import system's directories made recording cost 5% of a cold lock)."""
-    return file_signature(path)
+def signature(path: str) -> str:
+    """A file's identity now: a rewrite (safepip's cache writes are replacements), an
+    edit or a removal changes it. For a directory, what a listing of it decided: POSIX
+    moves its modification time with every entry made, removed or renamed in it (a stat:
+    listing and hashing the import system's directories made recording cost 5% of a
+    cold lock)."""
+    return _identity(path)[0]
 
 
 class Recorder:
-    """Every file a run opens for reading and every directory it lists, as it was then."""
+    """Every file a run opens for reading and every directory it lists ("f", "d"), as
+    it was then."""
 
     def __init__(self, exclude: Iterable[str]) -> None:
         self.exclude = tuple(os.path.join(os.path.abspath(p), "") for p in exclude)
         self.inputs: dict[tuple[str, str], str] = {}
-        self._busy = threading.local()  # the hook's own listing is not a read of the run
+        self.racy: list[str] = []  # inputs changed just before they were read
+        self._busy = threading.local()  # the hook's own stat is not a read of the run
 
     def saw(self, kind: str, path: str) -> None:
         path = os.path.abspath(path)
         if path.startswith(self.exclude) or (kind, path) in self.inputs:
             return
-        self.inputs[(kind, path)] = (dir_signature if kind == "d" else file_signature)(path)
+        sig, changed_ns = _identity(path)
+        self.inputs[(kind, path)] = sig
+        if changed_ns is not None and changed_ns >= time.time_ns() - RACY_NS:
+            self.racy.append(path)
 
     def __enter__(self) -> Recorder:
         global _active
@@ -160,14 +173,20 @@ def _rel(memo_key: str) -> str:
 
 
 def save(cache: Cache, memo_key: str, rec: Recorder, valid_until: float, target: str,
-         answer: dict[str, Any]) -> None:
+         answer: dict[str, Any]) -> str | None:
     """Remember this run's ``answer`` (the lock's text, the summary line and what was
-    said on the way); staged: it reaches the cache when the run commits."""
-    if ("!", "") in rec.inputs or valid_until <= time.time():
-        return
+    said on the way); staged: it reaches the cache when the run commits. Returns why it
+    was not remembered, if it was not."""
+    if ("!", "") in rec.inputs:
+        return "a read could not be recorded"
+    if rec.racy:
+        return f"{rec.racy[0]} changed as it was read"
+    if valid_until <= time.time():
+        return "an index page it used is stale already"
     entry = {"key": memo_key, "valid_until": valid_until, "target": target, **answer,
              "inputs": [[k, p, s] for (k, p), s in sorted(rec.inputs.items())]}
     cache.put_sealed(_rel(memo_key), json.dumps(entry).encode())
+    return None
 
 
 def lookup(cache: Cache, memo_key: str, target: str) -> dict[str, Any] | None:
@@ -180,8 +199,8 @@ def lookup(cache: Cache, memo_key: str, target: str) -> dict[str, Any] | None:
         if (entry["key"] != memo_key or entry["target"] != target
                 or float(entry["valid_until"]) <= time.time()):
             return None
-        for kind, path, sig in entry["inputs"]:
-            if (dir_signature if kind == "d" else file_signature)(path) != sig:
+        for _kind, path, sig in entry["inputs"]:
+            if signature(path) != sig:
                 return None
         if not (isinstance(entry["text"], str) and isinstance(entry["summary"], str)
                 and all(isinstance(k, str) and isinstance(m, str)
