@@ -616,7 +616,8 @@ def _lock(args: argparse.Namespace, ui: UI, argv: Sequence[str]) -> int:
             for kind, msg in hit["messages"]:
                 (ui.warn if kind == "warn" else ui.info)(msg)
             return _finish_lock(args, ui, hit["text"], hit["summary"])
-    with memo.recorder if memo is not None else contextlib.nullcontext():
+    with memo.recorder if memo is not None else contextlib.nullcontext(), \
+            _probe_ahead(args, for_lock=True):
         return _lock_resolving(args, ui, memo)
 
 
@@ -1049,8 +1050,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             return _sandbox(args, ui)
         if args.command == "lock":
-            with _probe_ahead(args, for_lock=True):
-                return _lock(args, ui, argv)
+            return _lock(args, ui, argv)  # the probe starts unless its memo answers
         if args.command == "trust":
             return _trust(args)
         if args.command == "uninstall":

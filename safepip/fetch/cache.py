@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
-import json
 import os
 import threading
 import time
@@ -340,6 +339,8 @@ class Cache:
 
     def get_built(self, key: str) -> tuple[str, bytes] | None:
         """(filename, bytes) of a built wheel, checked against its recorded digest."""
+        import json  # (not needed by a lock answered from its memo)
+
         for d in self._lookup(os.path.join("built", key)):
             try:
                 with open(os.path.join(d, "entry.json"), encoding="utf-8") as f:
@@ -353,6 +354,8 @@ class Cache:
         return None
 
     def put_built(self, key: str, filename: str, data: bytes) -> None:
+        import json  # (not needed by a lock answered from its memo)
+
         if self.root is None:
             return
         d = self._put(os.path.join("built", key))
@@ -394,6 +397,8 @@ class Cache:
         return os.path.join("http", hashlib.sha256(key.encode()).hexdigest() + ".json")
 
     def get_page(self, key: str) -> dict[str, Any] | None:
+        import json  # (not needed by a lock answered from its memo)
+
         body = self._read_sealed(self._http_rel(key))
         if body is None:
             return None
@@ -406,6 +411,8 @@ class Cache:
         return None
 
     def put_page(self, key: str, entry: dict[str, Any]) -> None:
+        import json  # (not needed by a lock answered from its memo)
+
         entry = {**entry, "key": key, "stored": time.time()}
         self._write_sealed(self._http_rel(key), json.dumps(entry).encode())
 
@@ -416,6 +423,8 @@ class Cache:
         return os.path.join("verdicts", wheel_sha256[:2], wheel_sha256[2:] + ".json")
 
     def get_verdict(self, wheel_sha256: str) -> dict[str, Any] | None:
+        import json  # (not needed by a lock answered from its memo)
+
         if self.root is None:
             return None
         body = self._read_sealed(self._verdict_rel(wheel_sha256))
@@ -426,5 +435,7 @@ class Cache:
         return data if isinstance(data, dict) and data.get("sha256") == wheel_sha256 else None
 
     def put_verdict(self, wheel_sha256: str, verdict: dict[str, Any]) -> None:
+        import json  # (not needed by a lock answered from its memo)
+
         self._write_sealed(self._verdict_rel(wheel_sha256),
                            json.dumps({**verdict, "sha256": wheel_sha256}).encode())

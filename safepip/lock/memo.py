@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
+import marshal
 import os
 import stat
 import sys
@@ -63,10 +63,10 @@ def nearest_pyproject(start: str) -> str | None:
 
 def key(argv: Sequence[str], env: Mapping[str, str], cwd: str) -> str:
     """What two runs must share for one to answer the other."""
-    doc = json.dumps([MEMO_VERSION, __version__, list(argv), list(sys.argv), cwd,
-                      nearest_pyproject(cwd),
-                      sorted((k, v) for k, v in env.items() if k not in _VOLATILE_ENV)])
-    return hashlib.sha256(doc.encode()).hexdigest()
+    doc = repr((MEMO_VERSION, __version__, sys.version, list(argv), list(sys.argv), cwd,
+                nearest_pyproject(cwd),
+                sorted((k, v) for k, v in env.items() if k not in _VOLATILE_ENV)))
+    return hashlib.sha256(doc.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 # a file changed this shortly before it was read might change again within the same
@@ -169,7 +169,9 @@ def _install_hook() -> None:
 
 
 def _rel(memo_key: str) -> str:
-    return os.path.join("memo", memo_key[:2], memo_key[2:] + ".json")
+    # marshal, not json: no module to import (json costs a lock answered from its memo a
+    # fifth of its time), and what is loaded is sealed by this user's key first
+    return os.path.join("memo", memo_key[:2], memo_key[2:] + ".marshal")
 
 
 def save(cache: Cache, memo_key: str, rec: Recorder, valid_until: float, target: str,
@@ -185,7 +187,7 @@ def save(cache: Cache, memo_key: str, rec: Recorder, valid_until: float, target:
         return "an index page it used is stale already"
     entry = {"key": memo_key, "valid_until": valid_until, "target": target, **answer,
              "inputs": [[k, p, s] for (k, p), s in sorted(rec.inputs.items())]}
-    cache.put_sealed(_rel(memo_key), json.dumps(entry).encode())
+    cache.put_sealed(_rel(memo_key), marshal.dumps(entry))
     return None
 
 
@@ -195,7 +197,7 @@ def lookup(cache: Cache, memo_key: str, target: str) -> dict[str, Any] | None:
     if body is None:
         return None
     try:
-        entry = json.loads(body)
+        entry = marshal.loads(body)  # only once its seal proved it ours
         if (entry["key"] != memo_key or entry["target"] != target
                 or float(entry["valid_until"]) <= time.time()):
             return None
@@ -206,6 +208,6 @@ def lookup(cache: Cache, memo_key: str, target: str) -> dict[str, Any] | None:
                 and all(isinstance(k, str) and isinstance(m, str)
                         for k, m in entry["messages"])):
             return None
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, EOFError):
         return None
     return dict(entry)
