@@ -651,7 +651,7 @@ def _lock_resolving(args: argparse.Namespace, ui: UI, memo: _LockMemo | None) ->
         code = _lock_with(args, recording, cfg, rs, preferred, targets, is_pylock, cache,
                           result)
         if memo is not None:
-            why = result.get("unrecorded") or (["--find-links"] if cfg.find_links else [])
+            why = list(dict.fromkeys(result.get("unrecorded", ["?"])))
             not_kept = ", ".join(why) if why else memo.save(cache, result, recording.said)
             if not_kept:
                 ui.detail(f"this lock is not remembered: {not_kept}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import sys
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -337,6 +338,7 @@ def _option_line(tokens: list[str], path: str, lineno: int, base: str, rs: Requi
         # a relative directory is taken relative to the requirements file, when it is
         # there (pip's rule), else to the working directory
         near = os.path.join(base, value)
+        sys.audit("safepip.stat", near)  # decided by looking: said to a lock's memo
         rs.find_links.append(near if "://" not in value and not os.path.isabs(value)
                              and os.path.exists(near) else value)
     elif kind == "trusted_host":

@@ -127,17 +127,47 @@ def test_pages_without_freshness_are_never_remembered(index: LocalIndex, safepip
     assert _memos(tmp_path) == []
 
 
-def test_find_links_are_never_remembered(index: LocalIndex, safepip, tmp_path: Path) -> None:
+def test_a_find_links_directory_is_an_input(index: LocalIndex, safepip, tmp_path: Path) -> None:
+    """A local --find-links directory is files and a listing: remembered, and a wheel
+    put there later resolves anew (and is locked)."""
     wheels = tmp_path / "wheels"
     wheels.mkdir()
     built = make_wheel("app", "1.0")
     (wheels / built.filename).write_bytes(built.data)
     (tmp_path / "requirements.in").write_text("app\n")
-    for _ in range(3):
+    lock = tmp_path / "requirements.txt"
+
+    def run():  # type: ignore[no-untyped-def]
+        # no lock to keep pins from: only the directory differs between the runs
+        lock.unlink(missing_ok=True)
+        time.sleep(memo.RACY_NS / 1e9 + 0.01)
         r = safepip("lock", "-v", "--no-index", "-f", str(wheels), "-r", "requirements.in")
         assert r.code == 0, r.text
+        return r
+
+    for _ in range(3):
+        r = run()
+    assert ANSWERED in r.err and "app==1.0" in lock.read_text()
+    newer = make_wheel("app", "1.1")
+    (wheels / newer.filename).write_bytes(newer.data)
+    r = run()
+    assert ANSWERED not in r.err and "app==1.1" in lock.read_text()
+
+
+def test_a_find_links_page_is_never_remembered(index: LocalIndex, safepip,
+                                               tmp_path: Path) -> None:
+    index.page_headers = {"Cache-Control": "max-age=600"}
+    e = index.add(make_wheel("app", "1.0"))
+    index.raw_pages["/links/"] = ("text/html", f'<a href="{index.base}/files/{e.filename}">'
+                                  f'{e.filename}</a>'.encode())
+    (tmp_path / "requirements.in").write_text("app\n")
+    for _ in range(3):
+        time.sleep(memo.RACY_NS / 1e9 + 0.01)
+        r = safepip("lock", "-v", "--no-index", "-f", f"{index.base}/links/", "-r",
+                    "requirements.in")
+        assert r.code == 0, r.text
         assert ANSWERED not in r.err
-    assert "this lock is not remembered: --find-links" in r.err
+    assert f"this lock is not remembered: --find-links {index.base}/links/" in r.err
     assert _memos(tmp_path) == []
 
 

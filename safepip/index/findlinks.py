@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import threading
 import urllib.parse
 from typing import TYPE_CHECKING
@@ -73,6 +74,7 @@ class FindLinks:
             return self._page(location)
         from urllib.request import pathname2url
 
+        sys.audit("safepip.stat", path)  # decided by looking: said to a lock's memo
         if os.path.isdir(path):
             base = urllib.parse.urljoin("file:", pathname2url(path)) + "/"
             names = sorted(n for n in os.listdir(path)

@@ -16,6 +16,7 @@ import contextlib
 import functools
 import ipaddress
 import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -238,9 +239,12 @@ class HttpClient:
     @staticmethod
     def _get_file(url: str) -> Response:
         path = file_url_to_path(url)
+        # what is decided by looking, said to a lock's memo (lock.memo: it sees reads)
+        sys.audit("safepip.stat", path)
         try:
             if os.path.isdir(path):
                 idx = os.path.join(path, "index.html")
+                sys.audit("safepip.stat", idx)
                 if os.path.isfile(idx):
                     path = idx
                 else:

@@ -317,7 +317,10 @@ class IndexClient:
         # for a lock's memo (lock.memo): when the first page used goes stale, and what
         # was used that no cache entry holds (a 404, a file: page, a stale page offline)
         self.fresh_until = float("inf")
-        self.uncached: list[str] = []
+        # remote --find-links pages are not cached; local ones are files, recorded as such
+        self.uncached: list[str] = [
+            f"--find-links {loc}" for loc in (find_links.locations if find_links else [])
+            if urllib.parse.urlsplit(loc).scheme.lower() in ("http", "https")]
 
     def _used(self, url: str, until: float | None) -> None:
         with self._early_lock:
@@ -338,7 +341,8 @@ class IndexClient:
     def _fetch(self, index_url: str, name: NormalizedName) -> ProjectPage | None:
         url = project_url(index_url, name)
         if url.startswith("file:"):
-            self._used(url, None)
+            # a local index's pages are files: what a lock's memo records of them is
+            # what they are (and whether they exist); never stale otherwise
             resp = self.http.get(url)
             if resp.status == 404:
                 return None
@@ -416,8 +420,6 @@ class IndexClient:
             if page is not None and page.files:
                 found = page
                 break
-        if self.find_links is not None and self.find_links.locations:
-            self._used("--find-links", None)
         linked = self.find_links.files(cname) if self.find_links is not None else []
         if not linked:
             return found

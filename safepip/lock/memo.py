@@ -148,6 +148,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                        else isinstance(flags, int) and bool(flags & _WRITING))
             if not writing:
                 rec.saw("f", path)
+        elif event == "safepip.stat" and isinstance(args[0], str):
+            rec.saw("f", args[0])  # a decision made by looking (exists, isdir)
         elif event in ("os.listdir", "os.scandir"):
             path = args[0] if args and args[0] is not None else "."
             if isinstance(path, bytes):
