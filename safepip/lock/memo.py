@@ -132,7 +132,14 @@ _hook_installed = False
 _WRITING = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 
 
+_EVENTS = frozenset({"open", "os.listdir", "os.scandir", "safepip.stat"})
+
+
 def _audit(event: str, args: tuple[Any, ...]) -> None:
+    # called for every audited event of the process (thousands in a run: imports, exec,
+    # sockets), so the others are turned away first
+    if event not in _EVENTS:
+        return
     rec = _active
     if rec is None or getattr(rec._busy, "on", False):
         return
