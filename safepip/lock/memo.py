@@ -8,12 +8,16 @@ resolved records them all: every file opened for reading and every directory lis
 seen by an audit hook (``sys.addaudithook``: nothing that reads escapes it, in any
 thread), with each file's identity (device, inode, size, modification and change times)
 at the moment it was read, and the instant from which the answer may differ (the first
-cached page to go stale, the first held-back file to leave the cooldown). The next run
+cached page to go stale, the first held-back file to leave the cooldown). What the code
+decides by looking rather than reading (a --find-links location exists, a file: index
+has a page) it says with a ``safepip.stat`` audit event, recorded the same way; where
+the interpreter is and the nearest pyproject.toml are part of the key. The next run
 with the same command line, environment and directory looks its memo up before importing
 the resolver: if every file and directory is as it was, and that instant has not come,
 the lock is the recorded one. Otherwise, or when anything the run used could not be
-recorded (a page fetched without a cache entry, --find-links, a local project, a source
-build, a provenance that could not be fetched), it resolves as always.
+recorded (a page fetched without a cache entry, a remote --find-links page, a local
+project, a source build, a provenance that could not be fetched, a file changed just
+before it was read), it resolves as always.
 
 The memo is sealed like every cached fact (``fetch.cache``): a cache restored from
 elsewhere cannot make a run write a lock of its choosing. ``--no-cache`` never uses one.
