@@ -485,12 +485,13 @@ def _probe_ahead(args: argparse.Namespace, for_lock: bool) -> Iterator[None]:
             os.path.abspath(args.cache_dir) if args.cache_dir else locate.default_cache_dir())
         key = locate.fingerprint(exe) if cache is not None else None
         if cache is None or key is None or cache.get_page(key) is None:
-            from safepip import target  # (a lock answered from its memo never gets here)
+            from safepip import target  # (the probe's module: only when it must run)
 
             target.start_probe(exe, cache)
     try:
         yield
     finally:
+        # probes can only have been started if the module was imported
         if "safepip.target" in sys.modules:
             sys.modules["safepip.target"].drop_started()
 

@@ -315,7 +315,7 @@ class IndexClient:
         self._early: dict[str, Future[ProjectPage | None]] = {}
         self._early_lock = threading.Lock()
         # for a lock's memo (lock.memo): when the first page used goes stale, and what
-        # was used that no cache entry holds (a 404, a file: page, a stale page offline)
+        # was used that no file holds (an HTTP 404, a stale page used offline)
         self.fresh_until = float("inf")
         # remote --find-links pages are not cached; local ones are files, recorded as such
         self.uncached: list[str] = [
