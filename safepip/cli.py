@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 import time
 
 from safepip import __version__
@@ -666,22 +667,32 @@ def _lock_resolving(args: argparse.Namespace, ui: UI, memo: _LockMemo | None) ->
 class _RecordingUI(UI):
     """The run's UI, keeping what it said (for a lock's memo to say again)."""
 
-    def __init__(self, ui: UI, said: list[tuple[str, str]] | None = None) -> None:
+    def __init__(self, ui: UI, shared: _RecordingUI | None = None) -> None:
         super().__init__(ui.verbosity, ui.stream, progress=ui.progress_enabled)
         self.plain = ui
-        self.said: list[tuple[str, str]] = [] if said is None else said
+        self.said: list[tuple[str, str]] = [] if shared is None else shared.said
+        self._said_lock: threading.Lock = (threading.Lock() if shared is None
+                                           else shared._said_lock)
 
     def info(self, msg: str) -> None:
-        self.said.append(("info", msg))
-        super().info(msg)
+        if self._new("info", msg):
+            super().info(msg)
 
     def warn(self, msg: str) -> None:
-        self.said.append(("warn", msg))
-        super().warn(msg)
+        if self._new("warn", msg):
+            super().warn(msg)
+
+    def _new(self, kind: str, msg: str) -> bool:
+        """Said once: environments locked side by side say the same about a package."""
+        with self._said_lock:
+            if (kind, msg) in self.said:
+                return False
+            self.said.append((kind, msg))
+            return True
 
     def quiet_copy(self) -> _RecordingUI:
         """The same, without progress bars (for environments locked side by side)."""
-        copy = _RecordingUI(self, self.said)
+        copy = _RecordingUI(self.plain, self)
         copy.progress_enabled = False
         return copy
 

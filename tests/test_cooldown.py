@@ -188,3 +188,14 @@ def test_a_bad_age_is_a_usage_error(index: LocalIndex, venv: Path, safepip, clea
         r = safepip("install", "--min-release-age", "soon", "lib")
     assert r.code == 2
     assert "error: --min-release-age 'soon' is not an age" in r.err
+
+
+def test_environments_locked_side_by_side_say_it_once(index: LocalIndex, safepip,
+                                                     tmp_path: Path) -> None:
+    index.add(make_wheel("lib", "1.0"))
+    index.add(make_wheel("lib", "2.0"), upload_time=_ago(hours=3))
+    r = safepip("lock", "--index-url", index.url, "-o", "pylock.toml", "--platform", "linux",
+                "--platform", "windows", "--platform", "macos", "lib")
+    assert r.code == 0, r.text
+    assert r.err.count("lib: 2.0 held back") == 1
+    assert 'version = "1.0"' in (tmp_path / "pylock.toml").read_text()
