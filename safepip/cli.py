@@ -176,8 +176,10 @@ def _add_attestation_options(g: argparse._ArgumentGroup) -> None:
 
 
 def _add_cooldown_option(g: argparse._ArgumentGroup) -> None:
+    from safepip.resolve.cooldown import DEFAULT
+
     g.add_argument("--min-release-age", metavar="AGE",
-                   default=os.environ.get("SAFEPIP_MIN_RELEASE_AGE") or "2d",
+                   default=os.environ.get("SAFEPIP_MIN_RELEASE_AGE") or DEFAULT,
                    help="take no file uploaded less than AGE ago (2d, 12h, 30m; a plain "
                         "number is days; 0 turns it off): a compromised account's new "
                         "release waits out the days it takes to be caught. A version "

@@ -13,10 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from safepip.locate import default_cache_dir, default_data_dir
-
-__all__ = ["Config", "PipSettings", "build_config", "default_cache_dir", "default_data_dir",
-           "read_pip_settings"]
+from safepip.locate import default_cache_dir
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
 

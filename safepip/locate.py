@@ -56,8 +56,7 @@ def _venv_python(env_dir: str) -> str | None:
     return None
 
 
-def find_interpreter(python: str | None, system: bool,
-                     cwd: str | os.PathLike[str] | None = None) -> str:
+def find_interpreter(python: str | None, system: bool) -> str:
     """The path of the interpreter to install for (not probed yet)."""
     import shutil  # (argparse has imported it already)
 
@@ -84,7 +83,7 @@ def find_interpreter(python: str | None, system: bool,
             )
         return found
     if not system:
-        d = os.path.realpath(os.fspath(cwd) if cwd is not None else os.getcwd())
+        d = os.path.realpath(os.getcwd())
         while True:
             cand = os.path.join(d, ".venv")
             if os.path.isdir(cand):
@@ -121,16 +120,26 @@ def locate(python: str | None, *, system: bool = False, target_dir: str | None =
     return find_interpreter(python, system or target_dir is not None)
 
 
+_probe_digests: list[str] = []
+
+
+def _probe_digest() -> str:
+    """The probe script's sha256, read once per process (a run fingerprints its
+    interpreter up to three times: the memo, the probe started ahead, the probe)."""
+    if not _probe_digests:
+        import hashlib
+
+        with open(PROBE_SCRIPT, "rb") as f:
+            _probe_digests.append(hashlib.sha256(f.read()).hexdigest())
+    return _probe_digests[0]
+
+
 def fingerprint(executable: str) -> str | None:
     """What the probe's answer depends on: the interpreter binary it resolves to, the
     venv's pyvenv.cfg, the probe itself and safepip's version."""
-    import hashlib
-
     from safepip import __version__
 
-    with open(PROBE_SCRIPT, "rb") as f:
-        probe_digest = hashlib.sha256(f.read()).hexdigest()
-    parts = [executable, __version__, probe_digest]
+    parts = [executable, __version__, _probe_digest()]
     try:
         for path in (os.path.realpath(executable),
                      os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(

@@ -23,7 +23,7 @@ from safepip.index.metadata import MetadataFetcher
 from safepip.index.simple import IndexClient
 from safepip.install import installed as installed_mod
 from safepip.resolve import Options, Req, resolve
-from safepip.resolve.cooldown import Cooldown
+from safepip.resolve.cooldown import DEFAULT, Cooldown, parse_age
 from safepip.resolve.cooldown import describe as describe_age
 from safepip.resolve.cooldown import window as cooldown_window
 from safepip.target import discover, for_resolving, locate
@@ -44,6 +44,8 @@ if TYPE_CHECKING:
     from safepip.target import Target
     from safepip.ui import UI, DownloadProgress
 
+
+DEFAULT_AGE = parse_age(DEFAULT)
 
 # what `safepip sync` leaves alone unless the lock lists it (as pip-sync does): the
 # environment's own installers
@@ -76,7 +78,7 @@ class InstallRequest:
     python_version: str | None = None  # lock for another target than this interpreter
     platform: str | None = None
     data_dir: str | None = None  # where the publisher trust store lives
-    min_release_age: float = 2 * 86400  # seconds; files newer than this wait (0: off)
+    min_release_age: float = DEFAULT_AGE  # seconds; files newer than this wait (0: off)
 
 
 @dataclass

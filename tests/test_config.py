@@ -79,7 +79,7 @@ def test_user_directories_are_platformdirs(monkeypatch: pytest.MonkeyPatch, xdg)
     platformdirs; they must be the ones it gives (a relative XDG value is ignored)."""
     import platformdirs
 
-    from safepip.config import default_cache_dir, default_data_dir
+    from safepip.locate import default_cache_dir, default_data_dir
 
     for var in ("SAFEPIP_CACHE_DIR", "SAFEPIP_DATA_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME"):
         monkeypatch.delenv(var, raising=False)

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 from packaging.utils import canonicalize_name
 
 from safepip.attest.publisher import Publisher
-from safepip.config import default_data_dir
 from safepip.errors import AttestationError, SafepipError
+from safepip.locate import default_data_dir
 
 if TYPE_CHECKING:
     from safepip.attest.check import AttestationResult

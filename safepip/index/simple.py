@@ -351,11 +351,10 @@ class IndexClient:
         cached = self.cache.get_page(url)
         headers = {"Accept": ACCEPT}
         if cached is not None:
-            fresh = time.time() - float(cached.get("stored", 0)) < float(
-                cached.get("max_age", 0))
+            expires = float(cached.get("stored", 0)) + float(cached.get("max_age", 0))
+            fresh = time.time() < expires
             if fresh or self.offline:
-                self._used(url, float(cached.get("stored", 0)) + float(cached.get(
-                    "max_age", 0)) if fresh else None)
+                self._used(url, expires if fresh else None)
                 return self._parse(cached, index_url, name)
             if cached.get("etag"):
                 headers["If-None-Match"] = str(cached["etag"])

@@ -17,10 +17,8 @@ from packaging.version import InvalidVersion, Version
 
 from safepip import __version__
 from safepip.errors import RequirementsFileError, UsageError
-from safepip.lock.output import body, write
 
-__all__ = ["body", "existing_pins", "pyproject_requirements", "render", "source_options",
-           "write"]
+__all__ = ["existing_pins", "pyproject_requirements", "render", "source_options"]
 
 if TYPE_CHECKING:
     from safepip.attest.publisher import Publisher

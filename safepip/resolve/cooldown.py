@@ -3,9 +3,10 @@
 A compromised maintainer account publishes a malicious release, and installers take it
 at once; PyPI's own figures (design.md) are that most malware is taken down within a
 day. Waiting two days before taking a new file closes that window for everyone who does
-not ask for the file by name: an exact ``==`` pin (as for yanked files) and a lock's
-kept pin are exempt, and said to be. The rule is per file, not per version: a wheel
-added later to an old release (a new platform, say) waits too.
+not ask for the file by name: an exact ``==`` pin (as for yanked files) is exempt, and
+said to be. The rule is per file, not per version: a wheel added later to an old release
+(a new platform, say) waits too, also when a lock keeps that version; a lock's kept pin
+whose files are all new (a lock made without the cooldown) is taken whole.
 
 Files whose index gives no upload time (PEP 503 HTML pages, ``--find-links``, direct
 URLs) cannot be judged and are taken, as uv's ``exclude-newer`` and pip's
@@ -22,7 +23,7 @@ from safepip.errors import UsageError
 if TYPE_CHECKING:
     from safepip.models import DistFile
 
-DEFAULT = "2d"
+DEFAULT = "2d"  # the flag's default, as the user would write it
 HINT = ("--min-release-age 0 takes files of any age (or pin the version with ==, "
         "which is exempt)")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
