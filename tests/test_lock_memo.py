@@ -124,6 +124,8 @@ def test_pages_without_freshness_are_never_remembered(index: LocalIndex, safepip
     for _ in range(3):
         r = _lock(safepip, index)
         assert ANSWERED not in r.err
+    assert "this lock is not remembered: an index page it used says nothing of how long " \
+           "it stays fresh (no max-age)" in r.err
     assert _memos(tmp_path) == []
 
 

@@ -197,7 +197,7 @@ def save(cache: Cache, memo_key: str, rec: Recorder, valid_until: float, target:
     if rec.racy:
         return f"{rec.racy[0]} changed as it was read"
     if valid_until <= time.time():
-        return "an index page it used is stale already"
+        return "an index page it used says nothing of how long it stays fresh (no max-age)"
     entry = {"key": memo_key, "valid_until": valid_until, "target": target, **answer,
              "inputs": [[k, p, s] for (k, p), s in sorted(rec.inputs.items())]}
     cache.put_sealed(_rel(memo_key), marshal.dumps(entry))
