@@ -257,11 +257,11 @@ def _add_lock(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "lock", help="write a hash-pinned requirements.txt or pylock.toml",
         description="Resolve the project's requirements (pyproject.toml, or -r FILE, or "
-                    "names) for this interpreter and write them pinned, with the sha256 of "
-                    "every file of each pinned version, in pip-compile's shape. Pins of an "
-                    "existing lock are kept unless upgraded. The same lock again, with "
-                    "nothing it read changed and its index pages still fresh, is answered "
-                    "from the cache (SAFEPIP_NO_LOCK_MEMO=1 resolves anew).",
+                    "names)\nfor this interpreter and write them pinned, with the sha256 of "
+                    "every file\nof each pinned version, in pip-compile's shape. Pins of an "
+                    "existing lock are\nkept unless upgraded. The same lock again, with "
+                    "nothing it read changed and\nits index pages still fresh, is answered "
+                    "from the cache (SAFEPIP_NO_LOCK_MEMO=1\nresolves anew).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  safepip lock                      # pyproject.toml -> "
                "requirements.txt\n  safepip lock --extra dev -o dev.txt\n"
