@@ -176,7 +176,7 @@ def _add_attestation_options(g: argparse._ArgumentGroup) -> None:
 
 
 def _add_cooldown_option(g: argparse._ArgumentGroup) -> None:
-    from safepip.resolve.cooldown import DEFAULT
+    from safepip.cooldown import DEFAULT
 
     g.add_argument("--min-release-age", metavar="AGE",
                    default=os.environ.get("SAFEPIP_MIN_RELEASE_AGE") or DEFAULT,
@@ -188,7 +188,7 @@ def _add_cooldown_option(g: argparse._ArgumentGroup) -> None:
 
 
 def _min_release_age(args: argparse.Namespace) -> float:
-    from safepip.resolve.cooldown import parse_age
+    from safepip.cooldown import parse_age
 
     return parse_age(args.min_release_age)
 

@@ -16,6 +16,9 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from safepip.attest.trust import Policy, TrustStore, judge, project_pins
+from safepip.cooldown import DEFAULT, Cooldown, parse_age
+from safepip.cooldown import describe as describe_age
+from safepip.cooldown import window as cooldown_window
 from safepip.errors import HashRequiredError, SafepipError
 from safepip.fetch.cache import Cache
 from safepip.fetch.download import Downloader
@@ -23,9 +26,6 @@ from safepip.index.metadata import MetadataFetcher
 from safepip.index.simple import IndexClient
 from safepip.install import installed as installed_mod
 from safepip.resolve import Options, Req, resolve
-from safepip.resolve.cooldown import DEFAULT, Cooldown, parse_age
-from safepip.resolve.cooldown import describe as describe_age
-from safepip.resolve.cooldown import window as cooldown_window
 from safepip.target import discover, for_resolving, locate
 
 if TYPE_CHECKING:

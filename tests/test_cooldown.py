@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from safepip.cooldown import describe, parse_age, upload_timestamp, window
 from safepip.errors import UsageError
-from safepip.resolve.cooldown import describe, parse_age, upload_timestamp, window
 from tests.conftest import site_packages
 from tests.factory import make_wheel
 from tests.indexserver import LocalIndex

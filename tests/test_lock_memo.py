@@ -5,6 +5,8 @@ read, of the command, the environment or the time it holds for, resolves anew.""
 from __future__ import annotations
 
 import marshal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -61,6 +63,30 @@ def test_an_unchanged_lock_is_answered_without_resolving(fresh_index: LocalIndex
     assert ANSWERED in r.err and lock.read_text() == first
     r = safepip("lock", "--index-url", fresh_index.url, "-r", "requirements.in", "--check")
     assert r.code == 0 and "requirements.txt is up to date" in r.err
+
+
+# what a lock answered from its memo must not import: the resolver and everything
+# under it (the memo exists to skip them; one import in the wrong place costs the hit
+# path more than the rest of it)
+_HEAVY = ("packaging", "resolvelib", "json", "typing", "safepip.resolve",
+          "safepip.pipeline", "safepip.index", "safepip.models")
+
+
+def test_an_answered_lock_imports_nothing_of_the_resolver(fresh_index: LocalIndex,
+                                                          tmp_path: Path) -> None:
+    (tmp_path / "requirements.in").write_text("app\n")
+    cmd = [sys.executable, "-X", "importtime", "-m", "safepip", "lock", "-v",
+           "--index-url", fresh_index.url, "-r", "requirements.in"]
+    for _ in range(3):
+        time.sleep(memo.RACY_NS / 1e9 + 0.01)
+        r = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, check=False)
+        assert r.returncode == 0, r.stderr
+    assert ANSWERED in r.stderr
+    imported = {line.rpartition("|")[2].strip() for line in r.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "safepip.cli" in imported
+    assert sorted(m for m in imported
+                  if any(m == h or m.startswith(h + ".") for h in _HEAVY)) == []
 
 
 def _remembered(safepip, index: LocalIndex, tmp_path: Path, *args: str) -> None:  # type: ignore[no-untyped-def]

@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
+from safepip.cooldown import HINT as COOLDOWN_HINT
+from safepip.cooldown import describe, window
 from safepip.errors import ResolutionError
 from safepip.models import Candidate, Pin
-from safepip.resolve.cooldown import HINT as COOLDOWN_HINT
-from safepip.resolve.cooldown import describe, window
 from safepip.resolve.provider import PYTHON, Options, Provider, Req
 
 if TYPE_CHECKING:

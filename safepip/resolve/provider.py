@@ -39,10 +39,10 @@ if TYPE_CHECKING:
     from resolvelib.structs import Matches, RequirementInformation
 
     from safepip.buildctx import BuildContext
+    from safepip.cooldown import Cooldown
     from safepip.index.metadata import MetadataFetcher
     from safepip.index.simple import IndexClient
     from safepip.models import DistFile, InstalledDist, Metadata, ProjectPage
-    from safepip.resolve.cooldown import Cooldown
 
 
 @dataclass(frozen=True)

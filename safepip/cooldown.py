@@ -16,10 +16,11 @@ URLs) cannot be judged and are taken, as uv's ``exclude-newer`` and pip's
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
 from safepip.errors import UsageError
 
+# typing is not imported at run time: the CLI reads DEFAULT to build its parser
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from safepip.models import DistFile
 
