@@ -56,10 +56,23 @@ def _venv_python(env_dir: str) -> str | None:
     return None
 
 
+def _which(name: str) -> str | None:
+    """``shutil.which`` without importing shutil on POSIX (with bz2, lzma and re: a
+    tenth of a lock answered from its memo)."""
+    if os.name == "nt":
+        import shutil
+
+        return shutil.which(name)
+    dirs = [""] if os.sep in name else os.environ.get("PATH", os.defpath).split(os.pathsep)
+    for d in dirs:
+        cand = os.path.join(d, name)
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    return None
+
+
 def find_interpreter(python: str | None, system: bool) -> str:
     """The path of the interpreter to install for (not probed yet)."""
-    import shutil  # (argparse has imported it already)
-
     if python:
         p = os.path.expanduser(python)
         if os.path.isdir(p):
@@ -69,7 +82,7 @@ def find_interpreter(python: str | None, system: bool) -> str:
             return found
         if os.path.exists(p):
             return p
-        which = shutil.which(python)
+        which = _which(python)
         if which:
             return which
         raise TargetError(f"--python {python}: no such interpreter")
@@ -96,7 +109,7 @@ def find_interpreter(python: str | None, system: bool) -> str:
             d = parent
         raise TargetError("no virtual environment found (VIRTUAL_ENV, or .venv here or above)",
                           hint=_NO_ENV_HINT)
-    which = shutil.which("python3") or shutil.which("python")
+    which = _which("python3") or _which("python")
     if not which:
         raise TargetError("--system: no python3 on PATH")
     return which

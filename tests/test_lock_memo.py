@@ -67,9 +67,11 @@ def test_an_unchanged_lock_is_answered_without_resolving(fresh_index: LocalIndex
 
 # what a lock answered from its memo must not import: the resolver and everything
 # under it (the memo exists to skip them; one import in the wrong place costs the hit
-# path more than the rest of it)
+# path more than the rest of it), nor the command line's parser (the answer is looked
+# up before parsing)
 _HEAVY = ("packaging", "resolvelib", "json", "typing", "safepip.resolve",
-          "safepip.pipeline", "safepip.index", "safepip.models")
+          "safepip.pipeline", "safepip.index", "safepip.models", "safepip.parser",
+          "argparse", "re", "enum", "gettext", "shutil")
 
 
 def test_an_answered_lock_imports_nothing_of_the_resolver(fresh_index: LocalIndex,
@@ -87,6 +89,38 @@ def test_an_answered_lock_imports_nothing_of_the_resolver(fresh_index: LocalInde
     assert "safepip.cli" in imported
     assert sorted(m for m in imported
                   if any(m == h or m.startswith(h + ".") for h in _HEAVY)) == []
+
+
+def test_the_answer_is_that_of_the_same_command_line(fresh_index: LocalIndex, safepip,
+                                                     tmp_path: Path) -> None:
+    """Looked up before the command line is parsed: --cache-dir (either spelling) is
+    where, and what parsing gave is kept (the output file, --check, -q)."""
+    (tmp_path / "requirements.in").write_text("app\n")
+    cache = tmp_path / "elsewhere"
+    for spelling in (["--cache-dir", str(cache)], [f"--cache-dir={cache}"]):
+        for _ in range(3):
+            r = _lock(safepip, fresh_index, "-o", "locked.txt", *spelling)
+        assert ANSWERED in r.err and "into locked.txt" in r.err
+        assert "lib==1.5" in (tmp_path / "locked.txt").read_text()
+    assert len(sorted((cache / "memo").rglob("*.marshal"))) == 2 and _memos(tmp_path) == []
+    check = ["lock", "-v", "--index-url", fresh_index.url, "-r", "requirements.in", "-o",
+             "locked.txt", "--check"]
+    for _ in range(3):
+        time.sleep(memo.RACY_NS / 1e9 + 0.01)
+        r = safepip(*check)
+        assert r.code == 0 and "locked.txt is up to date" in r.err
+    assert ANSWERED in r.err and "Locked" not in r.err
+    quiet = ["lock", "-q", "--index-url", fresh_index.url, "-r", "requirements.in", "-o",
+             "locked.txt"]
+    for _ in range(3):
+        time.sleep(memo.RACY_NS / 1e9 + 0.01)
+        r = safepip(*quiet)
+        assert r.code == 0 and r.err == ""
+    assert len(_memos(tmp_path)) == 2  # --check's and -q's: the last -q run was answered
+    locked = tmp_path / "locked.txt"
+    locked.write_text(locked.read_text().replace("lib==1.5", "lib==1.4"))
+    r = safepip(*check)
+    assert r.code == 1 and "locked.txt is out of date" in r.err
 
 
 def _remembered(safepip, index: LocalIndex, tmp_path: Path, *args: str) -> None:  # type: ignore[no-untyped-def]

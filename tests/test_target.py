@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from safepip import locate
 from safepip import target as target_mod
 from tests.conftest import run, site_packages
 from tests.factory import make_wheel
@@ -53,7 +54,7 @@ def _fake_system(monkeypatch: pytest.MonkeyPatch, venv: Path, stdlib: Path) -> N
         return dataclasses.replace(interp, base_prefix=interp.prefix, stdlib=str(stdlib))
 
     monkeypatch.setattr(target_mod, "probe", probe)
-    monkeypatch.setattr(shutil, "which", lambda name: str(venv / "bin" / "python"))
+    monkeypatch.setattr(locate, "_which", lambda name: str(venv / "bin" / "python"))
 
 
 def test_pep668_externally_managed(index: LocalIndex, venv: Path, safepip, clean,
@@ -208,3 +209,19 @@ def test_probe_markers_are_packagings(venv: Path) -> None:
          "print(json.dumps(default_environment()))", pkg_parent],
         capture_output=True, text=True, check=True).stdout
     assert facts["markers"] == json.loads(expected)
+
+
+def test_which_finds_what_shutil_finds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """locate's PATH search (shutil is not imported on a memo's answer) agrees with it."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    for d in (a, b):
+        d.mkdir()
+    (a / "tool").write_text("")  # not executable: skipped
+    (a / "sub").mkdir()  # a directory: skipped
+    (b / "tool").write_text("#!/bin/sh\n")
+    (b / "tool").chmod(0o755)
+    (b / "sub").write_text("")
+    (b / "sub").chmod(0o755)
+    monkeypatch.setenv("PATH", os.pathsep.join([str(a), str(b)]))
+    for name in ("tool", "sub", "absent", str(b / "tool"), str(a / "tool")):
+        assert locate._which(name) == shutil.which(name), name

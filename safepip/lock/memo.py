@@ -39,12 +39,12 @@ from safepip import __version__
 # typing is not imported at run time (4 ms of a lock answered from its memo)
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Mapping, Sequence
     from typing import Any
 
     from safepip.fetch.cache import Cache
 
-MEMO_VERSION = 1
+MEMO_VERSION = 2
 # what differs between two runs of the same command in the same shell without bearing on
 # the lock; a variable a requirements file names as ${VAR} is never one of these
 _VOLATILE_ENV = frozenset({"_", "OLDPWD", "SHLVL", "COLUMNS", "LINES",
@@ -188,9 +188,11 @@ def _rel(memo_key: str) -> str:
 
 
 def save(cache: Cache, memo_key: str, rec: Recorder, valid_until: float, target: str,
-         answer: dict[str, Any]) -> str | None:
-    """Remember this run's ``answer`` (the lock's text, the summary line and what was
-    said on the way); staged: it reaches the cache when the run commits. Returns why it
+         python: str | None, answer: dict[str, Any]) -> str | None:
+    """Remember this run's ``answer`` (the lock's text, the summary line, what was said
+    on the way and what the command line said of the output: ``output_file``, ``check``,
+    ``verbosity``) for the interpreter ``target`` (a fingerprint of the one ``--python
+    python`` found); staged: it reaches the cache when the run commits. Returns why it
     was not remembered, if it was not."""
     if ("!", "") in rec.inputs:
         return "a read could not be recorded"
@@ -198,28 +200,37 @@ def save(cache: Cache, memo_key: str, rec: Recorder, valid_until: float, target:
         return f"{rec.racy[0]} changed as it was read"
     if valid_until <= time.time():
         return "an index page it used says nothing of how long it stays fresh (no max-age)"
-    entry = {"key": memo_key, "valid_until": valid_until, "target": target, **answer,
+    entry = {"key": memo_key, "valid_until": valid_until, "target": target,
+             "python": python, **answer,
              "inputs": [[k, p, s] for (k, p), s in sorted(rec.inputs.items())]}
     cache.put_sealed(_rel(memo_key), marshal.dumps(entry))
     return None
 
 
-def lookup(cache: Cache, memo_key: str, target: str) -> dict[str, Any] | None:
-    """The recorded answer when nothing it depended on changed, else None."""
+_ANSWER_TYPES = {"text": str, "summary": str, "output_file": str, "check": bool,
+                 "verbosity": int}
+
+
+def lookup(cache: Cache, memo_key: str,
+           target: Callable[[str | None], str | None]) -> dict[str, Any] | None:
+    """The recorded answer when nothing it depended on changed, else None. ``target``
+    gives the fingerprint of the interpreter a --python names now."""
     body = cache.get_sealed(_rel(memo_key))
     if body is None:
         return None
     try:
         entry = marshal.loads(body)  # only once its seal proved it ours
-        if (entry["key"] != memo_key or entry["target"] != target
-                or float(entry["valid_until"]) <= time.time()):
+        if entry["key"] != memo_key or float(entry["valid_until"]) <= time.time():
+            return None
+        if not (all(isinstance(entry[k], t) for k, t in _ANSWER_TYPES.items())
+                and all(isinstance(k, str) and isinstance(m, str)
+                        for k, m in entry["messages"])
+                and (entry["python"] is None or isinstance(entry["python"], str))):
             return None
         for _kind, path, sig in entry["inputs"]:
             if signature(path) != sig:
                 return None
-        if not (isinstance(entry["text"], str) and isinstance(entry["summary"], str)
-                and all(isinstance(k, str) and isinstance(m, str)
-                        for k, m in entry["messages"])):
+        if entry["target"] != target(entry["python"]):
             return None
     except (ValueError, KeyError, TypeError, EOFError):
         return None
