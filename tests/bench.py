@@ -182,8 +182,12 @@ def scenario(label: str, index: str, reqs: Path, runs: int, work: Path) -> dict[
 
 def lock_commands(tool: str, reqs: Path, index: str, cache: Path, out: Path) -> list[str]:
     if tool.startswith("safepip"):
+        # the interpreter named, as for uv: every tool locks for the same one (pip-compile
+        # and pip lock for the one they run on, this one), not for what `python3` on PATH
+        # is (a pyenv shim here, run only by safepip's probe)
         return [bin_of("safepip"), "lock", "-q", "-r", str(reqs), "-o", str(out),
-                "--index-url", index, "--cache-dir", str(cache), "--isolated"]
+                "--index-url", index, "--cache-dir", str(cache), "--isolated",
+                "--python", sys.executable]
     if tool == "uv":
         # the interpreter named, as safepip and pip-compile lock for the one they run on:
         # left to find one on PATH, uv runs whatever `python3` is there first (a pyenv
