@@ -64,6 +64,20 @@ def build_mirror(root: Path, reqs: Path) -> None:
     subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--only-binary", ":all:",
                     "-d", str(files), "-r", str(reqs), "--index-url", PYPI],
                    check=True, env=clean_env())
+    write_pages(root)
+
+
+# PEP 740: an index of repository version 1.3 or later lists each file's provenance, so a
+# file listed without one has none, as on PyPI. The mirror's files have none (pip does
+# not download provenance). Before December 2026 its pages declared no version, and
+# safepip asked the mirror's Integrity API for each file's provenance (48 answers of 404,
+# about 50 ms of a cold lock), which it never does against PyPI.
+PAGE_HEAD = '<html><head><meta name="pypi:repository-version" content="1.3"></head><body>\n'
+
+
+def write_pages(root: Path) -> None:
+    """The simple pages of the wheels in ``root/files`` (and their sidecars)."""
+    files = root / "files"
     projects: dict[str, list[Path]] = {}
     for whl in sorted(files.glob("*.whl")):
         name = whl.name.split("-")[0].lower().replace("_", "-").replace(".", "-")
@@ -83,7 +97,7 @@ def build_mirror(root: Path, reqs: Path) -> None:
             rows.append(f'<a href="../../files/{html.escape(whl.name)}#sha256={sha}" '
                         f'data-dist-info-metadata="sha256={msha}" '
                         f'data-core-metadata="sha256={msha}">{html.escape(whl.name)}</a>')
-        (d / "index.html").write_text("<html><body>\n" + "\n".join(rows) + "\n</body></html>")
+        (d / "index.html").write_text(PAGE_HEAD + "\n".join(rows) + "\n</body></html>")
 
 
 class MirrorServer(ThreadingHTTPServer):
@@ -399,6 +413,9 @@ def main() -> None:
             mirror = args.mirror or work / "mirror"
             if not (mirror / "simple").is_dir():
                 build_mirror(mirror, args.set)
+            elif not next((mirror / "simple").glob("*/index.html")).read_text().startswith(
+                    PAGE_HEAD):
+                write_pages(mirror)  # a mirror built before its pages declared PEP 740
             srv, url = serve(mirror)
             try:
                 if args.only in (None, "local"):
