@@ -15,9 +15,9 @@ import hashlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from safepip._record import replace
 from safepip.models import Artifact, DistFile
 
 if TYPE_CHECKING:

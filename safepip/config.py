@@ -9,10 +9,10 @@ from pip's configuration. ``--isolated`` (or ``SAFEPIP_ISOLATED=1``) ignores all
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from safepip._record import field, record
 from safepip.locate import default_cache_dir
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from safepip.index.http import HttpClient
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PipSettings:
     """What was read from pip's configuration, and where from."""
 
@@ -37,7 +37,7 @@ class PipSettings:
     sources: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Config:
     """The settings one run of safepip works with."""
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
+
+from safepip._record import field, record
 
 if TYPE_CHECKING:
     from packaging.requirements import Requirement
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 FileKind = Literal["wheel", "sdist"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DistFile:
     """One file of a project as an index lists it."""
 
@@ -46,7 +47,7 @@ class DistFile:
         return self.yanked is not None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ProjectPage:
     """An index's answer for one project."""
 
@@ -55,7 +56,7 @@ class ProjectPage:
     files: tuple[DistFile, ...]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Metadata:
     """The parts of core metadata the resolver and installer use."""
 
@@ -67,7 +68,7 @@ class Metadata:
     raw: bytes = field(repr=False, compare=False)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Candidate:
     """A (project, version) the resolver may pick, with the file it would install."""
 
@@ -79,7 +80,7 @@ class Candidate:
 
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Artifact:
     """A downloaded file whose digest has been checked."""
 
@@ -93,7 +94,7 @@ class Artifact:
     data: bytes = field(default=b"", repr=False, compare=False)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Pin:
     """One resolved project: what to install and why."""
 
@@ -106,7 +107,7 @@ class Pin:
     via: tuple[str, ...] = ()  # what required it: project names, or where the user asked
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class InstalledDist:
     """A distribution found in the target environment."""
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from safepip._record import field, record, replace
 from safepip.attest.trust import Policy, TrustStore, judge, project_pins
 from safepip.cooldown import DEFAULT, Cooldown, parse_age
 from safepip.cooldown import describe as describe_age
@@ -52,7 +51,7 @@ DEFAULT_AGE = parse_age(DEFAULT)
 SYNC_KEEPS = frozenset({"pip", "setuptools", "wheel", "safepip"})
 
 
-@dataclass
+@record
 class InstallRequest:
     reqs: RequirementSet
     upgrade: bool = False
@@ -81,7 +80,7 @@ class InstallRequest:
     min_release_age: float = DEFAULT_AGE  # seconds; files newer than this wait (0: off)
 
 
-@dataclass
+@record
 class Outcome:
     """What happened, for the summary and the exit code."""
 
@@ -162,7 +161,7 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
         if request.for_lock and (request.python_version or request.platform):
             from safepip.platforms import foreign
 
-            target = dataclasses.replace(target, interpreter=foreign(
+            target = replace(target, interpreter=foreign(
                 target.interpreter, request.python_version, request.platform))
         ui.detail(f"target: {target.describe()}")
         for note in cfg.notes:
@@ -307,7 +306,7 @@ class _EarlyUnpacker:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-@dataclass
+@record
 class _Session:
     """What one install works with, once set up."""
 
@@ -559,7 +558,7 @@ def _hash_unhashed(s: _Session, outcome: Outcome) -> None:
     with s.progress, ThreadPoolExecutor(max_workers=s.cfg.jobs) as pool:
         futs = [(name, i, f, pool.submit(s.downloader.get, f)) for name, i, f in missing]
         for name, i, f, fut in futs:
-            outcome.files[name][i] = dataclasses.replace(
+            outcome.files[name][i] = replace(
                 f, hashes={**f.hashes, "sha256": fut.result().sha256})
 
 
@@ -757,7 +756,7 @@ def _built_local(req: UserRequirement, build: BuildContext, cache: Cache,
     name, version, _b, _t = parse_wheel_filename(built.filename)
     extras = f"[{','.join(sorted(req.req.extras))}]" if req.req.extras else ""
     direct_urls[name] = info
-    return dataclasses.replace(req, req=Requirement(f"{name}{extras}=={version}"),
+    return replace(req, req=Requirement(f"{name}{extras}=={version}"),
                                link=Path(path).as_uri(), local=None, editable=False)
 
 

@@ -15,10 +15,10 @@ pip's ``--platform``/``--python-version`` and uv's ``--python-platform`` do:
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import TYPE_CHECKING
 
+from safepip._record import replace
 from safepip.errors import UsageError
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def foreign(base: Interpreter, python_version: str | None,
                    implementation_version=version)
     tags = [str(t) for t in cpython_tags((major, minor), platforms=plats)]
     tags += [str(t) for t in compatible_tags((major, minor), f"cp{major}{minor}", plats)]
-    return dataclasses.replace(base, version=version, tags=tuple(dict.fromkeys(tags)),
+    return replace(base, version=version, tags=tuple(dict.fromkeys(tags)),
                                markers=markers)
 
 

@@ -14,7 +14,6 @@ import re
 import shlex
 import sys
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +24,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from safepip._record import field, record
 from safepip.errors import RequirementsFileError, UsageError
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ _COMMENT = re.compile(r"(^|\s+)#.*$")
 MAX_DEPTH = 20
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class UserRequirement:
     """One requirement as the user gave it."""
 
@@ -52,7 +52,7 @@ class UserRequirement:
         return canonicalize_name(self.req.name)
 
 
-@dataclass
+@record
 class RequirementSet:
     """Everything gathered from arguments and files."""
 

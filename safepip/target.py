@@ -15,9 +15,9 @@ import os
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from safepip._record import record
 from safepip.errors import TargetError
 
 # finding the interpreter needs none of this module's imports (safepip.locate)
@@ -31,7 +31,7 @@ __all__ = ["Interpreter", "Target", "discover", "find_interpreter", "fingerprint
            "for_resolving", "locate", "probe", "start_probe"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Interpreter:
     """Facts about one Python interpreter."""
 
@@ -63,7 +63,7 @@ class Interpreter:
         return out
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Target:
     """Where files go: the interpreter whose tags and markers apply, and a scheme."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import os
 import shutil
@@ -15,6 +14,7 @@ import pytest
 
 from safepip import locate
 from safepip import target as target_mod
+from safepip._record import replace
 from tests.conftest import run, site_packages
 from tests.factory import make_wheel
 from tests.indexserver import LocalIndex
@@ -51,7 +51,7 @@ def _fake_system(monkeypatch: pytest.MonkeyPatch, venv: Path, stdlib: Path) -> N
 
     def probe(exe: str, cache: object = None) -> target_mod.Interpreter:
         interp = real(exe)
-        return dataclasses.replace(interp, base_prefix=interp.prefix, stdlib=str(stdlib))
+        return replace(interp, base_prefix=interp.prefix, stdlib=str(stdlib))
 
     monkeypatch.setattr(target_mod, "probe", probe)
     monkeypatch.setattr(locate, "_which", lambda name: str(venv / "bin" / "python"))

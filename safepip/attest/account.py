@@ -9,8 +9,9 @@ was built from: a package that claims a famous repository it was not built from 
 from __future__ import annotations
 
 import urllib.parse
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from safepip._record import record
 
 if TYPE_CHECKING:
     from safepip.attest.publisher import Publisher
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 REPO_HOSTS = ("github.com", "gitlab.com")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeclaredURL:
     label: str
     url: str

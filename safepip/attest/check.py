@@ -18,9 +18,9 @@ from __future__ import annotations
 import json
 import threading
 import urllib.parse
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
+from safepip._record import record
 from safepip.errors import AttestationError, NetworkError
 from safepip.index.http import origin, redact
 
@@ -36,7 +36,7 @@ MAX_PROVENANCE = 4 * 1024 * 1024
 Status = Literal["attested", "none", "unavailable", "invalid", "skipped", "local"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AttestationResult:
     """What is known about one file's provenance."""
 

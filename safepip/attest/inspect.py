@@ -8,7 +8,6 @@ import io
 import os
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -20,6 +19,7 @@ from packaging.utils import (
     parse_wheel_filename,
 )
 
+from safepip._record import field, record
 from safepip.attest.account import DeclaredURL, declared_urls
 from safepip.attest.check import AttestationResult, Checker
 from safepip.attest.trust import TrustStore, project_pins
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from safepip.models import DistFile
 
 
-@dataclass
+@record
 class Account:
     result: AttestationResult
     trust: str = ""

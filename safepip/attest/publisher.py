@@ -13,8 +13,9 @@ what the existing workflow does, so comparing them would only produce false alar
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from safepip._record import record
 
 KINDS = {"github": "GitHub", "gitlab": "GitLab", "google": "Google", "circleci": "CircleCI"}
 # the field that names a publisher of each other kind (compared like a repository)
@@ -24,7 +25,7 @@ NOT_IDENTITY = {"kind", "repository", "workflow", "workflow_filepath", "environm
                 "email", "vcs_ref"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Publisher:
     kind: str  # "GitHub" | "GitLab" | "Google" | another kind PyPI adds later
     repository: str = ""  # OWNER/REPO (GitHub), NAMESPACE/PROJECT (GitLab)

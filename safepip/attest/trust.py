@@ -20,11 +20,11 @@ import datetime
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
 
+from safepip._record import record
 from safepip.attest.publisher import Publisher
 from safepip.errors import AttestationError, SafepipError
 from safepip.locate import default_data_dir
@@ -40,7 +40,7 @@ HEADER = """\
 """
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Record:
     publisher: Publisher
     version: str = ""  # the release it was first seen on
@@ -247,7 +247,7 @@ def _read_pins(path: str) -> dict[str, Record]:
     return out
 
 
-@dataclass
+@record
 class Policy:
     """What the user asked for on the command line."""
 

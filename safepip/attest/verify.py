@@ -24,9 +24,9 @@ from __future__ import annotations
 import json
 import os
 import threading
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from safepip._record import field, record
 from safepip.attest.publisher import Publisher
 from safepip.errors import AttestationError
 
@@ -49,7 +49,7 @@ _ISSUER, _SOURCE_REPO, _COMMIT, _REF, _BUILD_CONFIG, _RUN = (
     _OID + "8", _OID + "12", _OID + "13", _OID + "14", _OID + "18", _OID + "21")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Signed:
     """What one verified attestation's certificate and log entry say."""
 
@@ -65,7 +65,7 @@ class Signed:
     integrated_time: int | None = None  # seconds since the epoch
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Verified:
     """A file's provenance, verified."""
 

@@ -21,12 +21,12 @@ import shutil
 import tempfile
 import tomllib
 import zipfile
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_wheel_filename
 
+from safepip._record import record
 from safepip.builder.extract import unpack_sdist
 from safepip.errors import BuildError, SdistError
 from safepip.index.metadata import parse_metadata
@@ -50,7 +50,7 @@ class WheelhouseResolver(Protocol):
     def __call__(self, requirements: list[Requirement], depth: int) -> list[str]: ...
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Built:
     filename: str
     data: bytes

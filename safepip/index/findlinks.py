@@ -13,13 +13,13 @@ hash-checking mode, held to the requirement's ``--hash``). They carry no provena
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import sys
 import threading
 import urllib.parse
 from typing import TYPE_CHECKING
 
+from safepip._record import replace
 from safepip.errors import NetworkError
 from safepip.index.simple import make_dist, parse_html_page, project_of
 
@@ -112,5 +112,5 @@ class FindLinks:
             raise NetworkError(url, f"the find-links page answered HTTP {resp.status}",
                                hint="check the --find-links URL, or leave it out")
         # a find-links page is no index: its files carry no provenance to look for
-        return [d if d.provenance is not None else dataclasses.replace(d, provenance="")
+        return [d if d.provenance is not None else replace(d, provenance="")
                 for d in parse_html_page(resp.body, resp.url or url, resp.url or url, None)]

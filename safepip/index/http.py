@@ -20,9 +20,9 @@ import sys
 import threading
 import time
 import urllib.parse
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from safepip._record import record
 from safepip.errors import InsecureURLError, NetworkError
 from safepip.index import wire
 
@@ -64,7 +64,7 @@ def origin(url: str) -> tuple[str, str, int | None]:
     return (p.scheme, (p.hostname or "").lower(), port)
 
 
-@dataclass
+@record
 class Response:
     url: str
     status: int

@@ -28,11 +28,11 @@ import threading
 import warnings
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO
 
 from installer.destinations import SchemeDictionaryDestination
 
+from safepip._record import record
 from safepip.errors import (
     DiskFullError,
     InstallError,
@@ -55,7 +55,7 @@ if TYPE_CHECKING:
     from safepip.target import Target
 
 
-@dataclass
+@record
 class InstallItem:
     """One wheel to install, and what it replaces."""
 

@@ -31,12 +31,12 @@ import re
 import stat
 import struct
 import zipfile
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from safepip._record import field, record
 from safepip.errors import SafepipError, WheelError
 from safepip.index.metadata import parse_metadata
 
@@ -56,7 +56,7 @@ FLAGGED_NAMES = re.compile(r"^(pip|pip3|pip3\.\d+|activate.*|sudo|su|ssh|git|ls|
 SCRIPT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._+-]*$")
 
 
-@dataclass
+@record
 class WheelInfo:
     """What validation learned about a wheel."""
 

@@ -13,7 +13,6 @@ import json
 import os
 import platform
 import tomllib
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from packaging.markers import InvalidMarker, Marker
@@ -22,6 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from safepip import __version__
+from safepip._record import record
 from safepip.errors import RequirementsFileError
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def environment_marker(markers: dict[str, str]) -> str:
             f"{_s(markers['platform_machine'])}").replace('"', "'")
 
 
-@dataclass
+@record
 class LockedEnv:
     """One environment a lock was resolved for: its markers and its resolution."""
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -28,6 +27,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
+from safepip._record import field, record
 from safepip.errors import BuildRequiredError
 from safepip.models import Candidate
 
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from safepip.models import DistFile, InstalledDist, Metadata, ProjectPage
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Req:
     """A requirement on one identifier, with where it came from."""
 
@@ -82,7 +82,7 @@ def identify(name: str, extras: frozenset[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
 
 
-@dataclass
+@record
 class Options:
     """Resolution settings."""
 

@@ -14,8 +14,9 @@ The contract every backend keeps (issue 3, "the sandbox contract"):
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Protocol
+
+from safepip._record import field, record
 
 DRIVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "driver.py")
 ENV_ALLOWLIST = {
@@ -29,7 +30,7 @@ ENV_ALLOWLIST = {
 BUILD_UID = 65534
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """Resource limits for one run; the defaults fit a large C++ build."""
 
@@ -41,7 +42,7 @@ class Limits:
     log: int = 2 * 1024**2  # bytes of output kept (head and tail)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunSpec:
     """One command to run inside the sandbox."""
 
@@ -59,7 +60,7 @@ class RunSpec:
         return self.src if self.in_place else "/src"
 
 
-@dataclass
+@record
 class RunResult:
     exit_code: int | None
     log: str

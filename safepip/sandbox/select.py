@@ -6,9 +6,9 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from safepip._record import field, record
 from safepip.errors import SandboxError
 from safepip.sandbox import ENV_ALLOWLIST, LogBuffer, RunResult
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 MODES = ("auto", "docker", "podman", "bwrap")
 
 
-@dataclass
+@record
 class Choice:
     sandbox: Sandbox | None
     reasons: list[str] = field(default_factory=list)
