@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Literal
 
 from safepip._record import field, record
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from packaging.requirements import Requirement
     from packaging.tags import Tag
     from packaging.utils import NormalizedName
     from packaging.version import Version
 
 FileKind = Literal["wheel", "sdist"]
+_ONLY_EXTRA = re.compile(r"""extra\s*==\s*(["'])([^"']+)\1""")
 
 
 @record(frozen=True)
@@ -58,14 +62,63 @@ class ProjectPage:
 
 @record(frozen=True)
 class Metadata:
-    """The parts of core metadata the resolver and installer use."""
+    """The parts of core metadata the resolver and installer use. Requires-Dist lines
+    are parsed when they are first used (``dependencies``, ``requires_dist``): parsing
+    them was most of reading metadata, and most lines are an extra's, never used."""
 
     name: str
     version: Version
-    requires_dist: tuple[Requirement, ...]
+    requires_dist_lines: tuple[str, ...]
     requires_python: str | None
     provides_extra: frozenset[str]
     raw: bytes = field(repr=False, compare=False)
+    where: str = field(default="", repr=False, compare=False)  # said by a parse error
+    _parsed: dict[str, Requirement] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def requires_dist(self) -> tuple[Requirement, ...]:
+        """Every Requires-Dist, parsed."""
+        return tuple(self._requirement(line) for line in self.requires_dist_lines)
+
+    def dependencies(self, extras: Iterable[str]) -> list[Requirement]:
+        """The Requires-Dist lines that may apply with these extras (none: the project
+        alone), parsed; their markers are the caller's to evaluate. A line whose whole
+        marker is ``extra == "X"`` applies only when X is asked for, and is not parsed
+        otherwise."""
+        from packaging.utils import canonicalize_name
+
+        wanted = {canonicalize_name(e) for e in extras}
+        out = []
+        for line in self.requires_dist_lines:
+            only = _only_extra(line)
+            if only is None or canonicalize_name(only) in wanted:
+                out.append(self._requirement(line))
+        return out
+
+    def _requirement(self, line: str) -> Requirement:
+        req = self._parsed.get(line)
+        if req is None:
+            from packaging.requirements import InvalidRequirement, Requirement
+
+            from safepip.errors import MetadataError
+
+            try:
+                req = Requirement(line)
+            except InvalidRequirement as exc:
+                raise MetadataError(f"{self.where}: invalid Requires-Dist {line!r}: "
+                                    f"{exc}") from exc
+            self._parsed[line] = req
+        return req
+
+
+def _only_extra(line: str) -> str | None:
+    """X when the requirement's whole marker is ``extra == "X"`` (X not empty), else
+    None. Only for a requirement by name: before a URL's end, a ``;`` may be the URL's."""
+    head, sep, marker = line.partition(";")
+    if not sep or "@" in head:
+        return None
+    m = _ONLY_EXTRA.fullmatch(marker.strip())
+    return m[2] if m else None
 
 
 @record(frozen=True)

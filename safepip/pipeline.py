@@ -668,7 +668,7 @@ def check_environment(target: Target, markers: dict[str, str]) -> list[str]:
             md = installed_mod.read_metadata(dist)
         except (OSError, MetadataError):
             continue
-        for req in md.requires_dist:
+        for req in md.dependencies(()):
             if req.marker is not None and not req.marker.evaluate(dict(markers, extra="")):
                 continue
             dep = now.get(canonicalize_name(req.name))

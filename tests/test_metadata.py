@@ -9,6 +9,7 @@ import re
 
 import pytest
 from packaging.metadata import parse_email
+from packaging.requirements import Requirement
 
 from safepip.errors import MetadataError
 from safepip.index.metadata import parse_metadata, read_headers
@@ -92,3 +93,36 @@ def test_bad_metadata_is_named(raw: bytes, message: str) -> None:
     with pytest.raises(MetadataError, match=message) as exc:
         parse_metadata(raw, "a-1.0-py3-none-any.whl")
     assert "a-1.0-py3-none-any.whl" in str(exc.value)
+
+
+def test_an_extras_lines_are_parsed_when_it_is_asked_for() -> None:
+    """Most Requires-Dist lines are an extra's (`; extra == "X"`): they are left unparsed
+    until X is asked for, and what applies is what packaging's markers say."""
+    md = parse_metadata(
+        b"Name: a\nVersion: 1\n"
+        b"Requires-Dist: base>=1\n"
+        b"Requires-Dist: plain; python_version >= '3'\n"
+        b"Requires-Dist: fancy>=2; extra == 'Fancy_Extra'\n"
+        b"Requires-Dist: broken >>= 2; extra == \"broken\"\n"
+        b"Requires-Dist: either; extra == 'x' or extra == 'y'\n"
+        b"Requires-Dist: url @ https://example.invalid/u.whl ; extra == 'x'\n"
+        b"Requires-Dist: empty; extra == ''\n", "a.whl")
+    assert sorted(r.name for r in md._parsed.values()) == [
+        "base", "either", "empty", "plain", "url"]  # not fancy, not broken
+    names = lambda extras: [r.name for r in md.dependencies(extras)]  # noqa: E731
+    assert names(()) == ["base", "plain", "either", "url", "empty"]
+    assert names(["fancy-extra"]) == ["base", "plain", "fancy", "either", "url", "empty"]
+
+    # what applies is what applies when packaging parses every line
+    def applies(r: Requirement, extras: tuple[str, ...]) -> bool:
+        return r.marker is None or any(r.marker.evaluate({"extra": e})
+                                       for e in extras or ("",))
+
+    every = [Requirement(line) for line in md.requires_dist_lines if "broken" not in line]
+    for extras in ((), ("fancy-extra",), ("Fancy.Extra",), ("x",), ("y",), ("x", "fancy_extra")):
+        assert [str(r) for r in md.dependencies(extras) if applies(r, extras)] == \
+               [str(r) for r in every if applies(r, extras)], extras
+    with pytest.raises(MetadataError, match=r"a.whl: invalid Requires-Dist 'broken >>= 2; "):
+        md.dependencies(["broken"])
+    with pytest.raises(MetadataError, match="invalid Requires-Dist"):
+        md.requires_dist  # noqa: B018 - every line, parsed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
@@ -37,9 +36,8 @@ class Index:
 
 class Fetcher:
     def fetch(self, dist: DistFile) -> Metadata:
-        return Metadata(dist.project, dist.version,
-                        tuple(Requirement(r) for r in GRAPH[dist.project]), None, frozenset(),
-                        b"")
+        return Metadata(dist.project, dist.version, tuple(GRAPH[dist.project]), None,
+                        frozenset(), b"")
 
 
 def test_dependencies_are_fetched_before_resolution_asks() -> None:

@@ -22,7 +22,6 @@ import re
 import threading
 from typing import TYPE_CHECKING
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
@@ -95,20 +94,19 @@ def parse_metadata(raw: bytes, where: str) -> Metadata:
         ver = Version(version)
     except InvalidVersion as exc:
         raise MetadataError(f"{where}: invalid version {version!r} in metadata") from exc
-    reqs = []
-    for line in fields.get("requires-dist", []):
-        try:
-            reqs.append(Requirement(line))
-        except InvalidRequirement as exc:
-            raise MetadataError(f"{where}: invalid Requires-Dist {line!r}: {exc}") from exc
-    return Metadata(
+    md = Metadata(
         name=name,
         version=ver,
-        requires_dist=tuple(reqs),
+        requires_dist_lines=tuple(fields.get("requires-dist", [])),
         requires_python=fields.get("requires-python", [None])[0],
         provides_extra=frozenset(canonicalize_name(e) for e in fields.get("provides-extra", [])),
         raw=raw,
+        where=where,
     )
+    # what the project needs without extras is parsed (and refused if invalid) now; an
+    # extra's own lines are parsed when that extra is asked for (Metadata.dependencies)
+    md.dependencies(())
+    return md
 
 
 def metadata_from_wheel_zip(zf: zipfile.ZipFile, dist: DistFile) -> bytes:

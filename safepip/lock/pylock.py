@@ -137,8 +137,8 @@ def render_environments(envs: list[LockedEnv],
                                         if len(markers) > 1 else markers[0]))
         if pin.dist.index_url and not pin.dist.index_url.startswith("file:"):
             out.append(f"index = {_s(pin.dist.index_url)}")
-        if pin.metadata is not None and pin.metadata.requires_dist:
-            deps = sorted({canonicalize_name(r.name) for r in pin.metadata.requires_dist
+        if pin.metadata is not None and pin.metadata.requires_dist_lines:
+            deps = sorted({canonicalize_name(r.name) for r in pin.metadata.dependencies(())
                            if r.marker is None or any(r.marker.evaluate(
                                dict(envs[i].markers, extra="")) for i in where)})
             if deps:

@@ -195,7 +195,11 @@ class Provider(AbstractProvider[Req, Candidate, str]):
             return
         env = dict(self.opts.markers, extra="")
         deps = []
-        for r in md.requires_dist:
+        try:
+            reqs = md.dependencies(())
+        except Exception:  # noqa: BLE001 - resolution parses them again and says why
+            return
+        for r in reqs:
             try:
                 if r.url is None and (r.marker is None or r.marker.evaluate(env)):
                     deps.append(Req.from_requirement(r, f"{md.name} {md.version}"))
@@ -499,7 +503,7 @@ class Provider(AbstractProvider[Req, Candidate, str]):
         if self.opts.no_deps:
             return deps
         wanted_extras = candidate.extras or frozenset({""})
-        for r in md.requires_dist:
+        for r in md.dependencies(candidate.extras):
             for extra in wanted_extras:
                 env = dict(self.opts.markers, extra=extra)
                 if r.marker is None:
