@@ -457,10 +457,13 @@ def _lock_with(args: argparse.Namespace, ui: _RecordingUI, cfg: Config, rs: Requ
         if len(targets) > 1:
             ui.info(f"Resolving for Python {version or 'this interpreter'} on "
                     f"{plat or 'this platform'}")
+        # a run may add to its requirements: environments locked side by side each
+        # have their own copy
+        reqs = rs if len(targets) == 1 else copy.deepcopy(rs)
         request = pipeline.InstallRequest(
-            reqs=copy.deepcopy(rs), dry_run=True, for_lock=True, preferred=preferred,
-            python=args.python, sandbox=args.sandbox,
-            unsafe_build_on_host=args.unsafe_build_on_host, limits=_limits(args),
+            reqs=reqs, dry_run=True, for_lock=True, preferred=preferred, python=args.python,
+            sandbox=args.sandbox, unsafe_build_on_host=args.unsafe_build_on_host,
+            limits=_limits(args),
             attest=_attest_policy(args), python_version=version, platform=plat,
             min_release_age=min_age)
         return pipeline.run(request, cfg, ui, cache=cache)

@@ -7,7 +7,7 @@ import functools
 import os
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from packaging.utils import canonicalize_name
@@ -29,7 +29,6 @@ from safepip.target import discover, for_resolving, locate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from concurrent.futures import Future
 
     from safepip.attest.check import AttestationResult
     from safepip.buildctx import BuildContext
@@ -143,7 +142,9 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
     own = cache is None
     if cache is None:
         cache = new_cache(cfg, request.data_dir)
-    early = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="safepip-early")
+    # pages and metadata are fetched in one pool (its threads start while others parse
+    # pages, each start waiting for the GIL: a pool for resolution apart cost ~5 ms)
+    early = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="safepip-fetch")
     ok = False
     index: IndexClient | None = None
     try:
@@ -169,7 +170,7 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
         # a lock resolves as if nothing were installed (as pip-compile does)
         installed = {} if request.for_lock else installed_mod.scan(target)
         store = TrustStore.default(request.data_dir)
-        outcome = _run(request, cfg, ui, target, installed, cache, t0, store, index)
+        outcome = _run(request, cfg, ui, target, installed, cache, t0, store, index, early)
         ok = True
     finally:
         # after a failure, pages still in flight are not waited for (their late writes
@@ -202,7 +203,7 @@ def _index_client(cfg: Config, cache: Cache) -> IndexClient:
 
 def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
          installed: dict[str, Any], cache: Cache, t0: float, store: TrustStore,
-         index: IndexClient) -> Outcome:
+         index: IndexClient, fetch_pool: ThreadPoolExecutor) -> Outcome:
     rs = request.reqs
     http = index.http
     progress = ui.download_progress()
@@ -250,7 +251,7 @@ def _run(request: InstallRequest, cfg: Config, ui: UI, target: Target,
     build = _build_context(request, target, ui, cache, downloader, index, metadata, opts,
                            cfg.jobs)
     session = _Session(request, cfg, ui, target, installed, cache, index, progress,
-                       downloader, metadata, opts, build, t0, unpacker, store)
+                       downloader, metadata, opts, build, t0, unpacker, store, fetch_pool)
     try:
         return _resolve_and_install(session)
     finally:
@@ -325,6 +326,7 @@ class _Session:
     t0: float
     unpacker: _EarlyUnpacker | None
     store: TrustStore
+    fetch_pool: ThreadPoolExecutor  # pages and metadata (the run shuts it down)
 
 
 def _resolve_and_install(s: _Session) -> Outcome:
@@ -364,7 +366,7 @@ def _resolve_and_install_with(s: _Session, provenance: _Provenance) -> Outcome:
         pins, _provider = resolve(
             active, index, metadata, opts, jobs=cfg.jobs,
             on_pin=lambda n, what: progress.status(f"Resolving dependencies: {n} ({what})"),
-            build=build)
+            build=build, pool=s.fetch_pool)
         progress.clear_status()
     t_resolved = time.perf_counter()
     cooled = _say_cooldown(ui, _provider, pins)
@@ -602,10 +604,23 @@ class _Provenance:
             self.check(dist)
 
     def check(self, dist: DistFile) -> Future[AttestationResult]:
+        from safepip.attest.check import provenance_url
+
         with self.lock:
             fut = self.futures.get(dist.url)
             if fut is None:
-                fut = self.futures[dist.url] = self.pool.submit(self._one, dist)
+                if dist.sha256 and provenance_url(dist) is None:
+                    # nothing to fetch (the index lists no provenance for it): answered
+                    # here, rather than by a thread started for it (a thread start
+                    # waits for the GIL, ~5 ms while the others parse pages)
+                    fut = Future()
+                    try:
+                        fut.set_result(self._one(dist))
+                    except Exception as exc:  # noqa: BLE001 - the pool's way: for result()
+                        fut.set_exception(exc)
+                else:
+                    fut = self.pool.submit(self._one, dist)
+                self.futures[dist.url] = fut
             return fut
 
     def _one(self, dist: DistFile) -> AttestationResult:

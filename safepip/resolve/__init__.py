@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -81,10 +82,14 @@ class _Reporter(BaseReporter[Req, Candidate, str]):
 def resolve(reqs: list[Req], index: IndexClient, metadata: MetadataFetcher,
             opts: Options, jobs: int = 8,
             on_pin: Callable[[int, str], None] | None = None,
-            build: BuildContext | None = None) -> tuple[list[Pin], Provider]:
-    """Resolve ``reqs``; the provider is returned for the metadata it gathered."""
+            build: BuildContext | None = None,
+            pool: ThreadPoolExecutor | None = None) -> tuple[list[Pin], Provider]:
+    """Resolve ``reqs``; the provider is returned for the metadata it gathered. Pages
+    and metadata are fetched in ``pool`` (the run's, left running), else in a pool of
+    ``jobs`` threads of its own."""
     user_names = {r.name for r in reqs}
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="safepip-resolve") as pool:
+    with (contextlib.nullcontext(pool) if pool is not None else
+          ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="safepip-resolve")) as pool:
         provider = Provider(index, metadata, opts, pool, user_names, build)
         provider.prefetch(reqs)
         resolver: Resolver[Req, Candidate, str] = Resolver(provider, _Reporter(on_pin))
