@@ -756,11 +756,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         answered = _lock_from_memo(argv)
         if answered is not None:
             return answered
-    from safepip.parser import make_parser
+    from safepip.parser import parse
 
-    parser = make_parser(argv[0] if argv else None)
     try:
-        args = parser.parse_args(argv)
+        parser, args = parse(argv)
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int) else 2
     if args.command is None:

@@ -365,3 +365,18 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
         if command not in commands or command == name:
             add()
     return parser
+
+
+def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
+    """The parser and what it made of ``argv``. An argument no command knows is the
+    command's error, with the command's usage (argparse says it with the whole
+    program's, which names no option)."""
+    parser = make_parser(argv[0] if argv else None)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        # (where argparse keeps the sub-parsers)
+        sub = next((a for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction)), None)
+        chosen = sub.choices.get(args.command) if sub is not None and args.command else None
+        (chosen or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    return parser, args

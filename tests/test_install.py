@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import site_packages, tree_hash
+from tests.conftest import run, site_packages, tree_hash
 from tests.factory import make_sdist, make_wheel
 from tests.indexserver import LocalIndex
 
@@ -401,3 +401,11 @@ def test_uninstall(index: LocalIndex, venv: Path, safepip, clean, tmp_path: Path
     assert (sp / "other-1.0.dist-info").is_dir()
     r = safepip("uninstall")
     assert r.code == 2 and "nothing to uninstall" in r.err
+
+
+@pytest.mark.parametrize("command", ["install", "lock", "sync", "uninstall", "trust"])
+def test_an_unknown_option_is_the_commands_usage_error(command: str) -> None:
+    r = run(command, "--bogus", "x")
+    assert r.code == 2
+    assert f"usage: safepip {command} " in r.err
+    assert f"safepip {command}: error: unrecognized arguments: --bogus" in r.err
