@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,3 +182,56 @@ def test_blob_digest_still_checked_with_a_verdict(index: LocalIndex, venv: Path,
     assert (site_packages(venv) / "lib" / "__init__.py").read_text() == "v = 'good'\n"
     assert hashlib.sha256(unpacked.read_bytes()).hexdigest() == hashlib.sha256(
         b"v = 'good'\n").hexdigest()
+
+
+@pytest.mark.parametrize("end", ["discard", "commit"])
+def test_a_write_under_way_when_the_run_ends_leaves_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end: str) -> None:
+    """Cache files are written outside the cache's lock (other threads' writes do not
+    queue behind a slow one); a run that ends meanwhile waits for the write, which is
+    then dropped: the cache is as a discarded run leaves it (Clean), or as the commit
+    made it without that late entry."""
+    import safepip.fetch.cache as cache_mod
+
+    root = tmp_path / "cache"
+    c = Cache(str(root), data_dir=str(tmp_path / "data"))
+    c.put_metadata("a" * 64, b"kept")
+    started, go = threading.Event(), threading.Event()
+    real_open = open
+
+    class SlowFile:
+        def __init__(self, f: Any) -> None:
+            self.f = f
+
+        def __enter__(self) -> SlowFile:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.f.close()
+
+        def write(self, data: bytes) -> int:
+            started.set()
+            go.wait(10)
+            return int(self.f.write(data))
+
+    def slow_open(path: str, mode: str = "r", *a: Any, **k: Any) -> Any:
+        f = real_open(path, mode, *a, **k)
+        return SlowFile(f) if "w" in mode else f
+
+    monkeypatch.setattr(cache_mod, "open", slow_open, raising=False)
+    writer = threading.Thread(target=c.put_metadata, args=("b" * 64, b"late"))
+    writer.start()
+    assert started.wait(10)
+    ender = threading.Thread(target=getattr(c, end))
+    ender.start()
+    time.sleep(0.2)
+    assert ender.is_alive()  # waiting for the write under way
+    go.set()
+    writer.join(10)
+    ender.join(10)
+    assert not ender.is_alive()
+    files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    if end == "discard":
+        assert not root.exists() or files == []
+    else:
+        assert files == [os.path.join("metadata", "sha256", "aa", "a" * 62)]  # not the late one

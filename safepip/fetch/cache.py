@@ -45,6 +45,8 @@ class Cache:
         self._stage: str | None = None
         self._created: list[str] = []
         self._lock = threading.RLock()
+        self._writers = 0  # files being written outside the lock (_stage_bytes)
+        self._no_writers = threading.Condition(self._lock)
         self._data_dir = data_dir
         self._key_bytes: bytes | None = None
         self._new_key = False
@@ -150,14 +152,40 @@ class Cache:
         sealed = self._seal(body)
         if sealed is None:
             return
-        with self._lock:  # not into a run that was committed or discarded meanwhile
+        self._stage_bytes(rel, sealed)
+
+    def _stage_bytes(self, rel: str, data: bytes) -> None:
+        """Stage ``data`` as the entry ``rel``. Written outside the lock: a write waits for
+        the disk and then for the GIL, and every other thread's cache write queued behind
+        it (a cold lock's fetch threads waited ~0.6 s in all, up to 20 ms each). Put in
+        place under the lock, and never into a run that was committed or discarded
+        meanwhile (``_close`` waits for the files being written)."""
+        with self._lock:
             if self._closed:
                 return
-            dst = self._put(rel)
-            tmp = dst + f".{threading.get_ident()}.tmp"
+            self._writers += 1
+            tmp = os.path.join(self._put_dir(), rel.replace(os.sep, "@") +
+                               f".{threading.get_ident()}.tmp")
+        written = False
+        try:
             with open(tmp, "wb") as f:
-                f.write(sealed)
-            os.replace(tmp, dst)
+                f.write(data)
+            written = True
+        finally:
+            with self._lock:
+                self._writers -= 1
+                if written and not self._closed:
+                    os.replace(tmp, self._put(rel))
+                else:
+                    with contextlib.suppress(OSError):
+                        os.unlink(tmp)
+                self._no_writers.notify_all()
+
+    def _close(self) -> None:
+        """No more writes into this run (with the lock held): those under way finish."""
+        self._closed = True
+        while self._writers:
+            self._no_writers.wait()
 
     def get_sealed(self, rel: str) -> bytes | None:
         """A sealed entry of another module's (its path under the cache), or None."""
@@ -237,7 +265,7 @@ class Cache:
     def commit(self) -> None:
         """Move this run's writes into the cache (only after the whole run succeeded)."""
         with self._lock:
-            self._closed = True
+            self._close()
             self._commit()
 
     def _commit(self) -> None:
@@ -267,7 +295,7 @@ class Cache:
     def discard(self) -> None:
         """Forget this run's writes; the cache is as it was before the run."""
         with self._lock:
-            self._closed = True
+            self._close()
             self._cleanup()
         for d in self._created:
             with contextlib.suppress(OSError):
@@ -382,14 +410,7 @@ class Cache:
     def put_metadata(self, wheel_sha256: str, data: bytes) -> None:
         if self.root is None:
             return
-        with self._lock:  # not into a run that was committed or discarded meanwhile
-            if self._closed:
-                return
-            dst = self._put(self._meta_rel(wheel_sha256))
-            tmp = dst + f".{threading.get_ident()}.tmp"
-            with open(tmp, "wb") as f:
-                f.write(data)
-            os.replace(tmp, dst)
+        self._stage_bytes(self._meta_rel(wheel_sha256), data)
 
     # -- http pages -------------------------------------------------------------------
 
