@@ -188,9 +188,8 @@ def test_blob_digest_still_checked_with_a_verdict(index: LocalIndex, venv: Path,
 def test_a_write_under_way_when_the_run_ends_leaves_nothing(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, end: str) -> None:
     """Cache files are written outside the cache's lock (other threads' writes do not
-    queue behind a slow one); a run that ends meanwhile waits for the write, which is
-    then dropped: the cache is as a discarded run leaves it (Clean), or as the commit
-    made it without that late entry."""
+    queue behind a slow one); a run that ends meanwhile waits for the write: a discarded
+    run leaves the cache as it was (Clean), a committed one has the entry, whole."""
     import safepip.fetch.cache as cache_mod
 
     root = tmp_path / "cache"
@@ -234,4 +233,8 @@ def test_a_write_under_way_when_the_run_ends_leaves_nothing(
     if end == "discard":
         assert not root.exists() or files == []
     else:
-        assert files == [os.path.join("metadata", "sha256", "aa", "a" * 62)]  # not the late one
+        assert files == [os.path.join("metadata", "sha256", "aa", "a" * 62),
+                         os.path.join("metadata", "sha256", "bb", "b" * 62)]
+        assert (root / files[1]).read_bytes() == b"late"
+    c.put_metadata("c" * 64, b"after the end")  # dropped
+    assert not (root / "metadata" / "sha256" / "cc").exists()

@@ -155,30 +155,30 @@ class Cache:
         self._stage_bytes(rel, sealed)
 
     def _stage_bytes(self, rel: str, data: bytes) -> None:
-        """Stage ``data`` as the entry ``rel``. Written outside the lock: a write waits for
-        the disk and then for the GIL, and every other thread's cache write queued behind
-        it (a cold lock's fetch threads waited ~0.6 s in all, up to 20 ms each). Put in
-        place under the lock, and never into a run that was committed or discarded
-        meanwhile (``_close`` waits for the files being written)."""
+        """Stage ``data`` as the entry ``rel``, outside the lock: a write (and a rename)
+        waits for the disk and then for the GIL, and every other thread's cache write
+        queued behind it (a cold lock's fetch threads waited ~0.6 s in all, up to 20 ms
+        each). Not into a run that was committed or discarded; a run that ends meanwhile
+        waits for the writes under way (``_close``), so that it commits them or removes
+        them with the rest."""
         with self._lock:
             if self._closed:
                 return
             self._writers += 1
-            tmp = os.path.join(self._put_dir(), rel.replace(os.sep, "@") +
-                               f".{threading.get_ident()}.tmp")
-        written = False
         try:
-            with open(tmp, "wb") as f:
-                f.write(data)
-            written = True
+            dst = self._put(rel)
+            tmp = f"{dst}.{threading.get_ident()}.tmp"
+            try:
+                with open(tmp, "wb") as f:
+                    f.write(data)
+                os.replace(tmp, dst)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
         finally:
             with self._lock:
                 self._writers -= 1
-                if written and not self._closed:
-                    os.replace(tmp, self._put(rel))
-                else:
-                    with contextlib.suppress(OSError):
-                        os.unlink(tmp)
                 self._no_writers.notify_all()
 
     def _close(self) -> None:
