@@ -173,9 +173,10 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
         outcome = _run(request, cfg, ui, target, installed, cache, t0, store, index, early)
         ok = True
     finally:
-        # after a failure, pages still in flight are not waited for (their late writes
-        # to the discarded cache are dropped)
-        early.shutdown(wait=ok, cancel_futures=not ok)
+        # fetches under way are waited for, also after a failure (a metadata fetch may be
+        # downloading a wheel into the run's staging, which discarding removes); the
+        # ones not started are not made
+        early.shutdown(wait=True, cancel_futures=not ok)
         if index is not None:
             index.http.close()
         if not ok and own:

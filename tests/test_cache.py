@@ -238,3 +238,17 @@ def test_a_write_under_way_when_the_run_ends_leaves_nothing(
         assert (root / files[1]).read_bytes() == b"late"
     c.put_metadata("c" * 64, b"after the end")  # dropped
     assert not (root / "metadata" / "sha256" / "cc").exists()
+
+
+def test_a_late_task_of_an_ended_run_reaches_nothing(tmp_path: Path) -> None:
+    """What a run's threads still do after its end (a fetch finishing late) neither
+    writes an entry nor makes a staging directory: the cache stays Clean."""
+    root = tmp_path / "cache"
+    c = Cache(str(root), data_dir=str(tmp_path / "data"))
+    c.put_page("k", {"body": "x"})
+    c.discard()
+    c.put_page("k2", {"body": "y"})
+    c.put_metadata("a" * 64, b"late")
+    with pytest.raises(RuntimeError, match="committed or discarded"):
+        c.new_download()
+    assert not root.exists() or list(root.rglob("*")) == []

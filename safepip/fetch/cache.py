@@ -208,6 +208,9 @@ class Cache:
         if self._stage is not None:
             return self._stage
         with self._lock:
+            if self._closed:
+                # a late task of a run that ended: nothing of it may reach the cache
+                raise RuntimeError("the run's cache was committed or discarded")
             if self._stage is None:
                 if self.root is None:
                     self._stage = tempfile.mkdtemp(prefix="safepip-")

@@ -12,9 +12,10 @@ cached page to go stale, the first held-back file to leave the cooldown). What t
 decides by looking rather than reading (a --find-links location exists, a file: index
 has a page) it says with a ``safepip.stat`` audit event, recorded the same way; where
 the interpreter is and the nearest pyproject.toml are part of the key. The next run
-with the same command line, environment and directory looks its memo up before importing
-the resolver: if every file and directory is as it was, and that instant has not come,
-the lock is the recorded one. Otherwise, or when anything the run used could not be
+with the same command line, environment and directory looks its memo up before parsing
+that command line (``cli._lock_from_memo``), let alone importing the resolver: if
+every file and directory is as it was, and that instant has not come, the lock is the
+recorded one. Otherwise, or when anything the run used could not be
 recorded (a page fetched without a cache entry, a remote --find-links page, a local
 project, a source build, a provenance that could not be fetched, a file changed just
 before it was read), it resolves as always.
