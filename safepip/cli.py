@@ -133,9 +133,8 @@ def _probe_ahead(args: argparse.Namespace, for_lock: bool) -> Iterator[None]:
     except SafepipError:
         exe = None
     if exe is not None:
-        no_cache = args.no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1"
-        cache = None if no_cache else Cache(
-            os.path.abspath(args.cache_dir) if args.cache_dir else locate.default_cache_dir())
+        cache = None if locate.no_cache(args.no_cache) else Cache(
+            locate.cache_root(args.cache_dir))
         key = locate.fingerprint(exe) if cache is not None else None
         if cache is None or key is None or cache.get_page(key) is None:
             from safepip import target  # (the probe's module: only when it must run)
@@ -342,8 +341,8 @@ def _lock_resolving(args: argparse.Namespace, ui: UI, memo: _LockMemo | None) ->
                           result)
         if memo is not None:
             why = list(dict.fromkeys(result.get("unrecorded", ["?"])))
-            not_kept = ", ".join(why) if why else memo.save(cache, args, ui, result,
-                                                                 recording.said)
+            not_kept = (", ".join(why) if why
+                        else memo.save(cache, args, ui, result, recording.said))
             if not_kept:
                 ui.detail(f"this lock is not remembered: {not_kept}")
     except BaseException:
@@ -406,15 +405,16 @@ class _LockMemo:
         from safepip.fetch.cache import Cache
         from safepip.lock import memo
 
-        root = os.path.abspath(cache_dir) if cache_dir else locate.default_cache_dir()
+        root = locate.cache_root(cache_dir)
         self.key = memo.key(argv, os.environ, os.getcwd())
         self.cache, self.target = Cache(root), target
         self.recorder = memo.Recorder([os.path.join(root, "tmp")])
 
     @staticmethod
     def off(no_cache: bool = False) -> bool:
-        return no_cache or "1" in (os.environ.get("SAFEPIP_NO_CACHE", ""),
-                                   os.environ.get("SAFEPIP_NO_LOCK_MEMO", ""))
+        from safepip import locate
+
+        return locate.no_cache(no_cache) or os.environ.get("SAFEPIP_NO_LOCK_MEMO", "") == "1"
 
     @classmethod
     def for_run(cls, args: argparse.Namespace, argv: Sequence[str]) -> _LockMemo | None:

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from safepip._record import field, record
-from safepip.locate import default_cache_dir
+from safepip.locate import cache_root
+from safepip.locate import no_cache as no_cache_wanted
 
 PYPI_SIMPLE = "https://pypi.org/simple/"
 
@@ -192,8 +193,8 @@ def build_config(
         find_links=links,
         cert=cert or pip.cert,
         timeout=timeout or pip.timeout or 30.0,
-        cache_dir=os.path.abspath(cache_dir) if cache_dir else default_cache_dir(),
-        no_cache=no_cache or os.environ.get("SAFEPIP_NO_CACHE", "") == "1",
+        cache_dir=cache_root(cache_dir),
+        no_cache=no_cache_wanted(no_cache),
         no_index=no_index or pip.no_index,
         offline=offline,
         proxy=proxy or pip.proxy,

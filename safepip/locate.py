@@ -48,6 +48,16 @@ def default_cache_dir() -> str:
     return _user_dir("SAFEPIP_CACHE_DIR", "XDG_CACHE_HOME", "~/.cache", "cache")
 
 
+def cache_root(cache_dir: str | None) -> str:
+    """The cache a run uses: ``--cache-dir``, else the default."""
+    return os.path.abspath(cache_dir) if cache_dir else default_cache_dir()
+
+
+def no_cache(flag: bool = False) -> bool:
+    """``--no-cache`` or ``SAFEPIP_NO_CACHE=1``."""
+    return flag or os.environ.get("SAFEPIP_NO_CACHE", "") == "1"
+
+
 def _venv_python(env_dir: str) -> str | None:
     for rel in ("bin/python", "bin/python3", "Scripts/python.exe"):
         cand = os.path.join(env_dir, rel)

@@ -341,9 +341,11 @@ def _add_verify(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     p.add_argument("-v", "--verbose", action="count", default=0)
 
 
-def make_parser(command: str | None = None) -> argparse.ArgumentParser:
+def make_parser(command: str | None = None
+                ) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """The whole command line, or (``command``) only that command's part: building the
-    seven sub-parsers costs a run ~10 ms, most of it gettext looking for translations."""
+    seven sub-parsers costs a run ~10 ms, most of it gettext looking for translations.
+    With it, the commands' own parsers by name."""
     parser = argparse.ArgumentParser(
         prog=PROG, description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -364,19 +366,16 @@ def make_parser(command: str | None = None) -> argparse.ArgumentParser:
     for name, add in commands.items():
         if command not in commands or command == name:
             add()
-    return parser
+    return parser, sub.choices
 
 
 def parse(argv: list[str]) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     """The parser and what it made of ``argv``. An argument no command knows is the
     command's error, with the command's usage (argparse says it with the whole
     program's, which names no option)."""
-    parser = make_parser(argv[0] if argv else None)
+    parser, commands = make_parser(argv[0] if argv else None)
     args, extra = parser.parse_known_args(argv)
     if extra:
-        # (where argparse keeps the sub-parsers)
-        sub = next((a for a in parser._actions
-                    if isinstance(a, argparse._SubParsersAction)), None)
-        chosen = sub.choices.get(args.command) if sub is not None and args.command else None
+        chosen = commands.get(args.command) if args.command else None
         (chosen or parser).error(f"unrecognized arguments: {' '.join(extra)}")
     return parser, args

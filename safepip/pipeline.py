@@ -144,7 +144,7 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
         cache = new_cache(cfg, request.data_dir)
     # pages and metadata are fetched in one pool (its threads start while others parse
     # pages, each start waiting for the GIL: a pool for resolution apart cost ~5 ms)
-    early = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="safepip-fetch")
+    fetch_pool = ThreadPoolExecutor(max_workers=cfg.jobs, thread_name_prefix="safepip-fetch")
     ok = False
     index: IndexClient | None = None
     try:
@@ -153,7 +153,7 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
         index = _index_client(cfg, cache)
         # the top-level requirements' pages are fetched while the interpreter is probed
         index.prefetch([r.name for r in request.reqs.requirements
-                        if not r.link and not r.local], early)
+                        if not r.link and not r.local], fetch_pool)
         target = for_resolving(request.python, cache, exe) if request.for_lock else discover(
             python=request.python, system=request.system, target_dir=request.target_dir,
             prefix=request.prefix, user=request.user,
@@ -170,13 +170,14 @@ def run(request: InstallRequest, cfg: Config, ui: UI, cache: Cache | None = None
         # a lock resolves as if nothing were installed (as pip-compile does)
         installed = {} if request.for_lock else installed_mod.scan(target)
         store = TrustStore.default(request.data_dir)
-        outcome = _run(request, cfg, ui, target, installed, cache, t0, store, index, early)
+        outcome = _run(request, cfg, ui, target, installed, cache, t0, store, index,
+                       fetch_pool)
         ok = True
     finally:
         # fetches under way are waited for, also after a failure (a metadata fetch may be
         # downloading a wheel into the run's staging, which discarding removes); the
         # ones not started are not made
-        early.shutdown(wait=True, cancel_futures=not ok)
+        fetch_pool.shutdown(wait=True, cancel_futures=not ok)
         if index is not None:
             index.http.close()
         if not ok and own:
@@ -773,7 +774,7 @@ def _built_local(req: UserRequirement, build: BuildContext, cache: Cache,
     extras = f"[{','.join(sorted(req.req.extras))}]" if req.req.extras else ""
     direct_urls[name] = info
     return replace(req, req=Requirement(f"{name}{extras}=={version}"),
-                               link=Path(path).as_uri(), local=None, editable=False)
+                   link=Path(path).as_uri(), local=None, editable=False)
 
 
 def requested_extras(reqs: RequirementSet) -> dict[str, list[str]]:

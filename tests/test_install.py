@@ -404,8 +404,10 @@ def test_uninstall(index: LocalIndex, venv: Path, safepip, clean, tmp_path: Path
 
 
 @pytest.mark.parametrize("command", ["install", "lock", "sync", "uninstall", "trust"])
-def test_an_unknown_option_is_the_commands_usage_error(command: str) -> None:
+def test_an_unknown_option_is_the_commands_usage_error(command: str, tmp_path: Path) -> None:
+    before = tree_hash(tmp_path)
     r = run(command, "--bogus", "x")
+    assert tree_hash(tmp_path) == before  # Clean: nothing read into the cache, nothing made
     assert r.code == 2
     assert f"usage: safepip {command} " in r.err
     assert f"safepip {command}: error: unrecognized arguments: --bogus" in r.err
